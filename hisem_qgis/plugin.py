@@ -1,0 +1,56 @@
+"""Plugin lifecycle: toolbar button and menu entry that show the HiSem dock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qgis.gui import QgisInterface
+from qgis.PyQt.QtCore import Qt
+from qgis.PyQt.QtGui import QIcon
+from qgis.PyQt.QtWidgets import QAction
+
+from .dock import HisemDock
+from .metadata_info import plugin_name
+
+ICON_PATH = Path(__file__).resolve().parent / "icon.svg"
+MENU = "&HiSem"
+
+
+class HisemPlugin:
+    """What QGIS loads: owns the action and the dock, and removes both on unload."""
+
+    def __init__(self, iface: QgisInterface) -> None:
+        self.iface = iface
+        self.action: QAction | None = None
+        self.dock: HisemDock | None = None
+
+    def initGui(self) -> None:
+        self.action = QAction(QIcon(str(ICON_PATH)), f"{plugin_name()}…", self.iface.mainWindow())
+        self.action.setObjectName("hisemShowDock")
+        self.action.setCheckable(True)
+        self.action.toggled.connect(self._set_dock_visible)
+        self.iface.addToolBarIcon(self.action)
+        self.iface.addPluginToRasterMenu(MENU, self.action)
+
+    def unload(self) -> None:
+        if self.action is not None:
+            self.iface.removePluginRasterMenu(MENU, self.action)
+            self.iface.removeToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.dock is not None:
+            self.iface.removeDockWidget(self.dock)
+            self.dock.deleteLater()
+            self.dock = None
+
+    def _set_dock_visible(self, visible: bool) -> None:
+        if self.dock is None:
+            self.dock = HisemDock(self.iface.mainWindow())
+            self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+            # Closing the dock with its own button unchecks the toolbar action.
+            self.dock.visibilityChanged.connect(self._sync_action)
+        self.dock.setVisible(visible)
+
+    def _sync_action(self, visible: bool) -> None:
+        if self.action is not None and self.action.isChecked() != visible:
+            self.action.setChecked(visible)
