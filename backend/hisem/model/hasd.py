@@ -1,0 +1,106 @@
+"""HASD: Hierarchical Adaptive Semantic Disentanglement (MODEL.md).
+
+An image-level router sends each pair down an *unchanged* path (fusion + FFN) or a *changed* path
+(fusion + token MoE for the many kinds of change). Both paths run on every sample and the chosen one
+is kept per sample with ``torch.where``: no data-dependent indexing, so the graph exports to ONNX
+as is, and at these sizes the second path is cheap next to the encoder.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from hisem.model.config import HASDConfig
+from hisem.model.moe import MoE
+
+
+class FusionBlock(nn.Module):
+    """Both dates concatenated on channels -> 1x1 conv -> residual conv block -> LN, on the grid."""
+
+    def __init__(self, dim: int, grid: int) -> None:
+        super().__init__()
+        self.grid = grid
+        self.reduce = nn.Conv2d(2 * dim, dim, 1)
+        self.block = nn.Sequential(
+            nn.BatchNorm2d(dim),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 3, padding=1, bias=False),
+            nn.BatchNorm2d(dim),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(dim, dim, 1, bias=False),
+            nn.BatchNorm2d(dim),
+        )
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, fb: Tensor, fa: Tensor) -> Tensor:
+        b, n, d = fb.shape
+        x = torch.cat([fb, fa], dim=-1).transpose(1, 2).reshape(b, 2 * d, self.grid, self.grid)  # (B,2D,g,g)
+        x = self.reduce(x)  # (B, D, g, g)
+        x = x + self.block(x)
+        return self.norm(x.flatten(2).transpose(1, 2))  # (B, L, D)
+
+
+class FeedForward(nn.Module):
+    """LN(h + FFN(h)): the position-wise FFN of the unchanged path, with its residual."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.ffn = nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.norm(h + self.ffn(h))
+
+
+class HASDOutput(NamedTuple):
+    memory: Tensor  # (B, L, D) V = LN(F̃b + F̃a + path output)
+    router_logits: Tensor  # (B, 2) 0 = unchanged, 1 = changed
+    balance_loss: Tensor  # scalar, unweighted, over the samples that took the changed path
+
+
+class HASD(nn.Module):
+    def __init__(self, dim: int, grid: int, cfg: HASDConfig) -> None:
+        super().__init__()
+        self.router = nn.Linear(dim, 2, bias=False)
+        self.unchanged_fusion = FusionBlock(dim, grid)
+        self.unchanged_ffn = FeedForward(dim, cfg.ffn_hidden)
+        self.changed_fusion = FusionBlock(dim, grid)
+        self.moe = MoE(dim, cfg)
+        self.moe_norm = nn.LayerNorm(dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, fb: Tensor, fa: Tensor, route: Tensor | None = None) -> HASDOutput:
+        """``route`` (B,) long teacher-forces the path per sample; None lets the router pick top-1."""
+        logits = self.router((fa - fb).mean(dim=1))  # (B, 2)
+        if route is None:
+            route = logits.argmax(dim=-1)
+        unchanged = self.unchanged_ffn(self.unchanged_fusion(fb, fa))  # (B, L, D)
+        h = self.changed_fusion(fb, fa)
+        moe_out, balance = self.moe(h)
+        changed = self.moe_norm(h + moe_out)
+        is_changed = route.to(torch.bool)  # (B,)
+        path = torch.where(is_changed[:, None, None], changed, unchanged)
+        # Balance only the experts' real work: mean over the samples whose changed path is kept.
+        sel = is_changed.to(balance.dtype)
+        balance = (balance * sel).sum() / sel.sum().clamp(min=1.0)
+        return HASDOutput(self.norm(fb + fa + path), logits, balance)
+
+
+class PlainFusion(nn.Module):
+    """The HASD-off ablation: V = LN(F̃b + F̃a + FFN(fusion(F̃b, F̃a))), one path for every pair.
+
+    It is the unchanged path's architecture without the router, so the ablation removes exactly the
+    routing and the experts.
+    """
+
+    def __init__(self, dim: int, grid: int, cfg: HASDConfig) -> None:
+        super().__init__()
+        self.fusion = FusionBlock(dim, grid)
+        self.ffn = FeedForward(dim, cfg.ffn_hidden)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, fb: Tensor, fa: Tensor) -> Tensor:
+        return self.norm(fb + fa + self.ffn(self.fusion(fb, fa)))
