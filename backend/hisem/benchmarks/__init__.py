@@ -1,0 +1,1 @@
+"""Benchmarks behind `hisem bench`: figures printed and written as JSON, never asserted by tests."""
