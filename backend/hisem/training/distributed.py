@@ -67,9 +67,14 @@ def broadcast_object(ctx: DistContext, obj: object) -> object:
 
 
 def parameter_checksum(module: torch.nn.Module) -> str:
-    """SHA-256 of every parameter's bytes, in name order: equal on all ranks iff weights are in sync."""
+    """SHA-256 of every parameter's bytes, in name order: equal on all ranks iff weights are in sync.
+
+    Buffers (BatchNorm running statistics) are left out on purpose: DDP broadcasts rank 0's buffers
+    at the start of every forward, so after the last step each rank holds its own last update, and
+    only rank 0's (the one saved in checkpoints) matters.
+    """
     digest = hashlib.sha256()
-    for name, param in sorted(module.state_dict().items()):
+    for name, param in sorted(module.named_parameters()):
         digest.update(name.encode())
         digest.update(param.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return digest.hexdigest()
