@@ -24,7 +24,7 @@ def caption_loss(logits: Tensor, tokens: Tensor) -> Tensor:
 
 def router_loss(router_logits: Tensor, changeflag: Tensor) -> Tensor:
     """Cross-entropy of the image-level router against the change flag (0 unchanged, 1 changed)."""
-    return F.cross_entropy(router_logits, changeflag.long())
+    return F.cross_entropy(router_logits, changeflag.long(), ignore_index=-1)  # -1: flag unknown
 
 
 def mask_loss(mask_logits: Tensor, mask: Tensor, has_mask: Tensor) -> Tensor:

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hisem.model.config import HiSemConfig, preset
 from torch import Tensor
+
+from hisem.model.config import HiSemConfig, preset
 
 VOCAB = 24
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
 from hisem.model import build_model
 from hisem.model.clip_vit import VisionTransformer
 from hisem.model.config import CLIP_MEAN, CLIP_STD, EncoderConfig, HiSemConfig, preset
-from torch import nn
 
 WIDTH, LAYERS, PATCH, GRID = 64, 2, 16, 2  # a 32-px "ViT-B/16" that builds in milliseconds
 

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import Tensor
+
 from hisem.model import HiSem, HiSemConfig, build_model, load_checkpoint, preset, save_checkpoint
 from hisem.model.clip_vit import VisionTransformer
 from hisem.model.config import CLIP_MEAN, CLIP_STD, EncoderConfig
-from torch import Tensor
 
 VOCAB = {"<NULL>": 0, "<UNK>": 1, "<START>": 2, "<END>": 3, "road": 4}
 

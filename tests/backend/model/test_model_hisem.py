@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import pytest
 import torch
+from torch import Tensor
+
 from hisem.model import Features, HiSemConfig, build_model, total_loss
 from hisem.model.losses import caption_loss, mask_loss
-from torch import Tensor
 
 ConfigFactory = Callable[..., HiSemConfig]
 BatchFactory = Callable[..., dict[str, Tensor]]

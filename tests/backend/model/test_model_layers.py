@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+
 from hisem.model.bdam import BDAM, BDAMLayer
 from hisem.model.config import BDAMConfig, DecoderConfig, HASDConfig
 from hisem.model.decoder import CaptionDecoder

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from hisem.model import HiSemConfig, build_model, total_loss
 from torch import Tensor
+
+from hisem.model import HiSemConfig, build_model, total_loss
 
 
 def test_tiny_overfits_one_batch(
