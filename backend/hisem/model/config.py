@@ -135,7 +135,7 @@ PRESETS: dict[str, HiSemConfig] = {
         encoder=EncoderConfig(name="lite", image_size=256, grid=16, trainable_blocks=0, freeze=True),
         dim=256,
         bdam=BDAMConfig(layers=2, heads=8),
-        hasd=HASDConfig(ffn_hidden=1024),
+        hasd=HASDConfig(ffn_hidden=512),
         decoder=DecoderConfig(heads=8),
         mask_head=MaskHeadConfig(channels=64),
     ),

@@ -115,8 +115,11 @@ def test_hasd_router_is_teacher_forced(train: bool) -> None:
     all1 = hasd(fb, fa, torch.ones(4, dtype=torch.long))
     mixed = hasd(fb, fa, torch.tensor([0, 1, 1, 0]))
     assert not torch.allclose(all0.memory, all1.memory)
-    for i, src in enumerate([all0, all1, all1, all0]):
-        assert torch.allclose(mixed.memory[i], src.memory[i], atol=1e-6)
+    if not train:
+        # In training each path's BatchNorm normalises over the samples routed to it, so per-sample
+        # equality across differently mixed batches holds with running statistics only.
+        for i, src in enumerate([all0, all1, all1, all0]):
+            assert torch.allclose(mixed.memory[i], src.memory[i], atol=1e-6)
     assert torch.equal(all0.router_logits, all1.router_logits)  # the route does not change the router
     assert all0.balance_loss.item() == 0.0 and all1.balance_loss.item() > 0  # MoE balanced only if used
     own = hasd(fb, fa, None)
