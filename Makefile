@@ -54,6 +54,7 @@ lint: setup
 bench: setup
 	@mkdir -p bench-out
 	$(RUN_ENV) $(VENV)/bin/hisem bench train -o bench-out/train.json
+	@echo "figures in bench-out/; docs/benchmarks.md records them with the machine they came from"
 
 # Until the HTTP backend and the plugin's Processing algorithms land, the demo runs the chain that
 # exists: synthesise LEVIR-CC-style pairs -> train the tiny preset -> evaluate on the test split.

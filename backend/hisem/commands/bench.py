@@ -11,7 +11,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="benchmarks (figures printed and written as JSON)")
     which = p.add_subparsers(dest="bench", required=True, metavar="BENCH")
     t = which.add_parser("train", help="training throughput and forward latency per preset")
-    t.add_argument("--presets", default="tiny,lite", help="comma-separated presets (default tiny,lite)")
+    t.add_argument("--presets", default="tiny,lite,paper",
+                   help="comma-separated presets (default tiny,lite,paper; paper: forward latency only)")
     t.add_argument("--batch-size", type=int, default=8)
     t.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per figure")
     t.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
