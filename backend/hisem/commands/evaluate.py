@@ -24,9 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANGE_THRESHOLD = 0.5  # P(changed) at or above which a pair is flagged changed
-
-
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
@@ -82,38 +79,25 @@ def _from_predictions(args: argparse.Namespace) -> dict[str, Any]:
 
 def _from_model(args: argparse.Namespace) -> dict[str, Any]:
     from hisem.cli import CommandError
-    from hisem.data.readers import binarize_mask, load_mask, read_dataset
-    from hisem.evaluation.change import MaskMetrics
-    from hisem.evaluation.predict import predict_records
-    from hisem.evaluation.report import build_report
+    from hisem.data.readers import read_dataset
+    from hisem.evaluation.model_eval import CHANGE_THRESHOLD, evaluate_model
 
     if not args.data:
         raise CommandError("--model needs --data (the dataset folder to predict)")
     records = read_dataset(Path(args.data), split=args.split)
     if not records:
         raise CommandError(f"{args.data}: no pairs to evaluate")
-    missing = [r.name for r in records if r.before is None or r.after is None]
-    if missing:
-        raise CommandError(f"{args.data}: {len(missing)} pairs have no images (first: {missing[0]})")
     device = args.device
     if device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    preds = predict_records(args.model, records, batch_size=args.batch_size, device=device)
-    flags = [int(p >= CHANGE_THRESHOLD) for p in preds.change_prob]
-    masks = preds.masks
-    mask_metrics = None
-    if masks is not None:
-        mask_metrics = MaskMetrics()
-        # One mask at a time: the predictions stream, the references are read as they are needed.
-        for record, pred in zip(records, masks, strict=True):
-            if record.mask is not None:
-                mask_metrics.update(pred, binarize_mask(load_mask(record.mask)))
-    report = build_report(
-        records, captions=preds.captions, change_flags=flags, mask_metrics=mask_metrics,
-        field_vocab=_field_vocab(args),
-    )
+    try:
+        report, _ = evaluate_model(
+            args.model, records, batch_size=args.batch_size, device=device, field_vocab=_field_vocab(args)
+        )
+    except ValueError as exc:
+        raise CommandError(f"{args.data}: {exc}") from exc
     report["inputs"] = {
         "model": args.model, "data": args.data, "split": args.split, "change_threshold": CHANGE_THRESHOLD,
     }
