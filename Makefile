@@ -5,6 +5,7 @@
 #   make lint    ruff
 #   make bench   benchmarks; figures printed and written to bench-out/
 #   make plugin  hisem_qgis.zip for QGIS's "Install from ZIP"
+#   make train-default  reproduce the shipped default model end to end (hours on a CPU; see docs/training.md)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,7 +24,7 @@ RUN_ENV := HOME=$(SANDBOX)/home QGIS_CUSTOM_CONFIG_PATH=$(SANDBOX)/profile QT_QP
 
 PLUGIN_VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 
-.PHONY: help setup test lint bench demo plugin clean
+.PHONY: help setup test lint bench demo plugin clean train-default
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -54,6 +55,7 @@ lint: setup
 bench: setup
 	@mkdir -p bench-out
 	$(RUN_ENV) $(VENV)/bin/hisem bench train -o bench-out/train.json
+	$(RUN_ENV) $(VENV)/bin/hisem bench engine -o bench-out/engine.json
 	@echo "figures in bench-out/; docs/benchmarks.md records them with the machine they came from"
 
 # Until the HTTP backend and the plugin's Processing algorithms land, the demo runs the chain that
@@ -73,6 +75,27 @@ plugin:
 	find build/plugin -name __pycache__ -prune -exec rm -rf {} +
 	cd build/plugin && rm -f ../../hisem_qgis.zip && python3 -m zipfile -c ../../hisem_qgis.zip hisem_qgis
 	@echo "hisem_qgis.zip (version $(PLUGIN_VERSION))"
+
+# The shipped default model: >= 20,000 synthetic training pairs (seed 1), a held-out test set from a
+# seed never used in training (seed 2), the lite preset with cached features, the model card measured
+# on held-out synthetic and real data, then ONNX export (fp32 + int8) into resources/models/.
+DEFAULT_MODEL_ID := hisem-lite-synthetic-v1
+DEFAULT_WORK ?= build/default-model
+DEFAULT_EPOCHS ?= 2
+DEFAULT_DEVICE ?= $(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null)
+train-default: setup
+	$(RUN_ENV) $(VENV)/bin/hisem synth --out $(DEFAULT_WORK)/synth-train --pairs 23000 --seed 1 \
+		--split-fractions 0.913,0.087,0 --overwrite
+	$(RUN_ENV) $(VENV)/bin/hisem synth --out $(DEFAULT_WORK)/synth-heldout --pairs 2000 --seed 2 \
+		--split-fractions 0,0,1 --overwrite
+	$(RUN_ENV) $(VENV)/bin/hisem train --data $(DEFAULT_WORK)/synth-train --preset lite \
+		--out $(DEFAULT_WORK)/run-lite --epochs $(DEFAULT_EPOCHS) --batch-size 32 --lr 3e-4 --val-limit 500 \
+		--seed 0 --device $(DEFAULT_DEVICE)
+	$(RUN_ENV) $(VENV)/bin/hisem card --model $(DEFAULT_WORK)/run-lite --id $(DEFAULT_MODEL_ID) \
+		--heldout $(DEFAULT_WORK)/synth-heldout -o $(DEFAULT_WORK)/card --device $(DEFAULT_DEVICE)
+	$(RUN_ENV) $(VENV)/bin/hisem export --model $(DEFAULT_WORK)/run-lite/release.pt \
+		-o resources/models/$(DEFAULT_MODEL_ID) --id $(DEFAULT_MODEL_ID) --quantize int8
+	cp $(DEFAULT_WORK)/card/MODEL_CARD.md $(DEFAULT_WORK)/card/metrics.json resources/models/$(DEFAULT_MODEL_ID)/
 
 clean:
 	rm -rf build bench-out demo-out hisem_qgis.zip .pytest_cache .ruff_cache $(SANDBOX)

@@ -17,6 +17,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per figure")
     t.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
     t.set_defaults(func=run_train)
+    e = which.add_parser("engine", help="inference: PyTorch eager vs ONNX Runtime fp32 vs int8, same tiles")
+    e.add_argument("--model", default=None,
+                   help="run folder or .pt checkpoint (default: a randomly initialised lite model)")
+    e.add_argument("--tiles", type=int, default=16, help="distinct tiles, cycled through (default 16)")
+    e.add_argument("--max-len", type=int, default=24, help="caption tokens incl. <START>/<END> (default 24)")
+    e.add_argument("--seconds", type=float, default=3.0, help="minimum timed seconds per figure")
+    e.add_argument("--threads", type=int, default=None,
+                   help="intra-op threads for PyTorch and ONNX Runtime alike (default: one per core)")
+    e.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
+    e.set_defaults(func=run_engine)
 
 
 def _write(results: dict, output: str | None) -> None:
@@ -33,5 +43,24 @@ def run_train(args: argparse.Namespace) -> int:
     results = bench_training(presets, batch_size=args.batch_size, min_seconds=args.seconds)
     print(training_table(results))
     print(f"peak RSS {results['peak_rss_mb']:.0f} MiB, {results['threads']} threads")
+    _write(results, args.output)
+    return 0
+
+
+def run_engine(args: argparse.Namespace) -> int:
+    from hisem.benchmarks.engine import bench_engine, engine_table
+
+    if args.tiles < 8:
+        raise ValueError(f"--tiles must be at least 8 (one batch of 8), got {args.tiles}")
+    results = bench_engine(args.model, tiles=args.tiles, max_len=args.max_len, min_seconds=args.seconds,
+                           threads=args.threads)
+    print(f"model: {results['model']}; captions capped at {results['max_len']} tokens; "
+          f"threads: {results['threads']}")
+    print(engine_table(results))
+    for kind in ("ort_fp32", "ort_int8"):
+        r = results[kind]
+        print(f"{kind}: {r['speedup_vs_torch']:.2f}x PyTorch at batch 8 greedy; providers {r['providers']}; "
+              f"greedy captions equal to PyTorch's on {100 * r['captions_equal_to_torch']:.0f} % of tiles")
+    print(f"peak RSS: {results['rss']}")
     _write(results, args.output)
     return 0

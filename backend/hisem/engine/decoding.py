@@ -1,0 +1,149 @@
+"""Caption search on numpy, over any ``step(memory, tokens) -> log_probs`` function (both runners').
+
+Scores are sums of the log-probabilities of the generated tokens, ``<END>`` included (float64).
+With ``length_penalty`` alpha > 0 a finished caption is ranked by ``sum / length ** alpha`` (length
+counts ``<END>``); alpha = 0, the default, ranks by the plain sum. The beams themselves are always
+pruned on plain sums.
+
+Beam search follows the usual scheme: each step takes the 2k best extensions of a tile's live
+beams; an ``<END>`` among the first k finishes a caption; the best k others stay live. A tile stops
+when it has k finished captions and no live beam can still beat the k-th of them (log-probs are
+<= 0, so a live sum can only fall; with a length penalty its best case is reaching ``max_len``
+with the same sum), or at ``max_len``. Stopping at the first k finished captions (Hugging Face's
+``early_stopping=True``) would often keep short, early captions over a better longer one.
+With k = 1 and the plain sum this is exactly greedy decoding (same tokens, same scores): ties go
+to the lower token id in both, and the same rows are stepped in the same order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+NULL_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
+
+# (memory (N, L, D) float32, tokens (N, T) int64 starting with <START>) -> log-probs (N, V)
+StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    tokens: tuple[int, ...]  # generated ids after <START>; ends with <END> when finished
+    log_prob: float  # sum of the tokens' log-probabilities
+    finished: bool  # produced <END> (False: stopped at max_len)
+
+    def score(self, length_penalty: float = 0.0) -> float:
+        """The ranking score: log_prob / len ** length_penalty (the plain sum at 0)."""
+        if length_penalty == 0.0:
+            return self.log_prob
+        return self.log_prob / max(len(self.tokens), 1) ** length_penalty
+
+
+def _check(memory: np.ndarray, max_len: int) -> None:
+    if memory.ndim != 3:
+        raise ValueError(f"memory must be (B, L, D), got shape {memory.shape}")
+    if max_len < 2:
+        raise ValueError(f"max_len counts <START> and <END> and must be at least 2, got {max_len}")
+
+
+def greedy_search(step: StepFn, memory: np.ndarray, max_len: int) -> list[Hypothesis]:
+    """The most probable next token at every step, per tile; at most ``max_len - 1`` tokens."""
+    _check(memory, max_len)
+    batch = memory.shape[0]
+    tokens = np.full((batch, 1), START_ID, dtype=np.int64)  # (B, 1)
+    log_prob = np.zeros(batch, dtype=np.float64)
+    active = np.ones(batch, dtype=bool)
+    for _ in range(max_len - 1):
+        rows = np.flatnonzero(active)
+        # Only unfinished tiles are stepped; the finished ones are padded with <NULL>.
+        mem = memory if rows.size == batch else memory[rows]
+        lp = step(mem, tokens[rows]).astype(np.float64)  # (n, V)
+        nxt = lp.argmax(axis=1)  # first maximum on ties, as in beam search
+        column = np.full(batch, NULL_ID, dtype=np.int64)
+        column[rows] = nxt
+        log_prob[rows] += lp[np.arange(rows.size), nxt]
+        tokens = np.concatenate([tokens, column[:, None]], axis=1)  # (B, t + 1)
+        active[rows[nxt == END_ID]] = False
+        if not active.any():
+            break
+    out = []
+    for i in range(batch):
+        ids = [int(t) for t in tokens[i, 1:]]
+        if END_ID in ids:
+            ids = ids[: ids.index(END_ID) + 1]
+        out.append(Hypothesis(tuple(ids), float(log_prob[i]), ids[-1:] == [END_ID]))
+    return out
+
+
+@dataclass
+class _Tile:
+    """One tile's search state: live beams (ids after <START>, sums) and finished captions."""
+
+    live: list[tuple[tuple[int, ...], float]]
+    finished: list[Hypothesis]
+    done: bool = False
+
+
+def beam_search(
+    step: StepFn,
+    memory: np.ndarray,
+    max_len: int,
+    beam: int = 3,
+    n_best: int = 1,
+    length_penalty: float = 0.0,
+) -> list[list[Hypothesis]]:
+    """The ``n_best`` (<= ``beam``) best captions per tile, best first, by ``Hypothesis.score``."""
+    _check(memory, max_len)
+    if beam < 1 or not 1 <= n_best <= beam:
+        raise ValueError(f"need beam >= 1 and 1 <= n_best <= beam, got beam={beam}, n_best={n_best}")
+    tiles = [_Tile(live=[((), 0.0)], finished=[]) for _ in range(memory.shape[0])]
+    for t in range(max_len - 1):
+        # Every live beam of every unfinished tile, in tile order, as one batch for the step.
+        owners = [(i, b) for i, tile in enumerate(tiles) if not tile.done for b in range(len(tile.live))]
+        if not owners:
+            break
+        tile_of = np.array([i for i, _ in owners])
+        prefixes = np.array([(START_ID, *tiles[i].live[b][0]) for i, b in owners], dtype=np.int64)  # (N, t+1)
+        lp = step(memory[tile_of], prefixes).astype(np.float64)  # (N, V)
+        last = t == max_len - 2
+        for i in np.unique(tile_of):
+            _extend(tiles[i], lp[tile_of == i], beam, length_penalty, max_len, last)
+    return [_best(tile, n_best, length_penalty) for tile in tiles]
+
+
+def _extend(tile: _Tile, lp: np.ndarray, beam: int, length_penalty: float, max_len: int, last: bool) -> None:
+    """One step of one tile: ``lp`` (n_live, V) are its live beams' next-token log-probs."""
+    vocab = lp.shape[1]
+    sums = np.array([s for _, s in tile.live])[:, None] + lp  # (n_live, V)
+    flat = sums.ravel()
+    # Stable sort of the negated sums: equal sums keep the lower (beam, token) index first.
+    order = np.argsort(-flat, kind="stable")[: 2 * beam]
+    live: list[tuple[tuple[int, ...], float]] = []
+    for rank, idx in enumerate(order):
+        b, token = divmod(int(idx), vocab)
+        ids = (*tile.live[b][0], token)
+        if token == END_ID:
+            if rank < beam:
+                tile.finished.append(Hypothesis(ids, float(flat[idx]), True))
+        elif len(live) < beam:
+            live.append((ids, float(flat[idx])))
+    tile.live = live
+    if len(tile.finished) >= beam:
+        kth = sorted((h.score(length_penalty) for h in tile.finished), reverse=True)[beam - 1]
+        best_live = max(s for _, s in live)
+        if length_penalty:
+            best_live /= (max_len - 1) ** length_penalty  # the longest caption divides by the most
+        if best_live <= kth:
+            tile.done = True
+            return
+    if last:  # out of length: the live beams become (unfinished) candidates
+        tile.finished.extend(Hypothesis(ids, s, False) for ids, s in live)
+        tile.done = True
+
+
+def _best(tile: _Tile, n_best: int, length_penalty: float) -> list[Hypothesis]:
+    # sorted() is stable: equal scores keep the order they were found in.
+    ranked = sorted(tile.finished, key=lambda h: -h.score(length_penalty))
+    return ranked[:n_best]
