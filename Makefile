@@ -56,6 +56,7 @@ bench: setup
 	@mkdir -p bench-out
 	$(RUN_ENV) $(VENV)/bin/hisem bench train -o bench-out/train.json
 	$(RUN_ENV) $(VENV)/bin/hisem bench engine -o bench-out/engine.json
+	$(RUN_ENV) $(VENV)/bin/hisem bench caption -o bench-out/caption.json
 	@echo "figures in bench-out/; docs/benchmarks.md records them with the machine they came from"
 
 # Until the HTTP backend and the plugin's Processing algorithms land, the demo runs the chain that

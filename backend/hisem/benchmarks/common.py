@@ -6,6 +6,8 @@ import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from queue import Empty
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -40,3 +42,23 @@ def markdown_table(header: list[str], rows: list[list[object]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def in_fresh_process(ctx: Any, target: Callable[..., Any], args: tuple, name: str) -> Any:
+    """``target(*args, queue)`` in a new interpreter; returns what it put on the queue.
+
+    A fresh process per measurement keeps peak-RSS figures honest: a child inherits its parent's peak.
+    """
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, queue))
+    proc.start()
+    try:
+        while True:  # read before join(): a child blocked on a full pipe would never exit
+            try:
+                return queue.get(timeout=5.0)
+            except Empty:
+                if not proc.is_alive():
+                    died = f"the {name} benchmark process died (exit code {proc.exitcode})"
+                    raise RuntimeError(died) from None
+    finally:
+        proc.join()

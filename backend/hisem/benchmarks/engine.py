@@ -19,14 +19,12 @@ import logging
 import multiprocessing as mp
 import os
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 import numpy as np
 
-from hisem.benchmarks.common import markdown_table, peak_rss_mb, time_calls
+from hisem.benchmarks.common import in_fresh_process, markdown_table, peak_rss_mb, time_calls
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +123,7 @@ def bench_engine(model: str | None = None, tiles: int = 16, max_len: int = 24, m
     """
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="hisem-bench-") as tmp:
-        checkpoint, model_dir, note = _in_fresh_process(ctx, prepare, (model, Path(tmp)), "export")
+        checkpoint, model_dir, note = in_fresh_process(ctx, prepare, (model, Path(tmp)), "export")
         log.info("benchmarking %s", note)
         results: dict[str, Any] = {
             "model": note, "tiles": tiles, "max_len": max_len, "cpu_count": os.cpu_count(),
@@ -134,7 +132,7 @@ def bench_engine(model: str | None = None, tiles: int = 16, max_len: int = 24, m
         }
         for kind in RUNNERS:
             args = (kind, str(checkpoint), str(model_dir), tiles, max_len, min_seconds, threads)
-            results[kind] = headline(_in_fresh_process(ctx, measure, args, kind))
+            results[kind] = headline(in_fresh_process(ctx, measure, args, kind))
             log.info("%s: %.2f tiles/s (batch 8, greedy)", kind, results[kind]["tiles_per_s"])
     compare(results)
     return results
@@ -144,23 +142,6 @@ def headline(measured: dict[str, Any]) -> dict[str, Any]:
     """A runner's figures with batch 8 greedy lifted to the top (the keys bench.json promises)."""
     head = measured["configs"][HEADLINE]
     return {"tiles_per_s": head["tiles_per_s"], "peak_rss_mb": head["peak_rss_mb"], **measured}
-
-
-def _in_fresh_process(ctx: Any, target: Callable[..., Any], args: tuple, name: str) -> Any:
-    """``target(*args, queue)`` in a new interpreter; returns what it put on the queue."""
-    queue = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, queue))
-    proc.start()
-    try:
-        while True:  # read before join(): a child blocked on a full pipe would never exit
-            try:
-                return queue.get(timeout=5.0)
-            except Empty:
-                if not proc.is_alive():
-                    died = f"the {name} benchmark process died (exit code {proc.exitcode})"
-                    raise RuntimeError(died) from None
-    finally:
-        proc.join()
 
 
 def compare(results: dict[str, Any]) -> None:

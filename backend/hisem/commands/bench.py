@@ -27,6 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="intra-op threads for PyTorch and ONNX Runtime alike (default: one per core)")
     e.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
     e.set_defaults(func=run_engine)
+    c = which.add_parser("caption", help="hisem caption: overhead over the engine, peak RSS 1 vs 16 km², tiles/s")
+    c.add_argument("--size-m", type=float, default=1000.0,
+                   help="side of the small scene in metres (default 1000: 1 km²; the large one is 4x4 of it)")
+    c.add_argument("--gsd", type=float, default=0.5, help="scene GSD in metres (default 0.5)")
+    c.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
+    c.set_defaults(func=run_caption)
 
 
 def _write(results: dict, output: str | None) -> None:
@@ -62,5 +68,19 @@ def run_engine(args: argparse.Namespace) -> int:
         print(f"{kind}: {r['speedup_vs_torch']:.2f}x PyTorch at batch 8 greedy; providers {r['providers']}; "
               f"greedy captions equal to PyTorch's on {100 * r['captions_equal_to_torch']:.0f} % of tiles")
     print(f"peak RSS: {results['rss']}")
+    _write(results, args.output)
+    return 0
+
+
+def run_caption(args: argparse.Namespace) -> int:
+    from hisem.benchmarks.caption import bench_caption
+
+    results = bench_caption(args.size_m, args.gsd)
+    print(f"model: {results['model']}")
+    for name, r in results["runs"].items():
+        print(f"{name}: {r['tiles']} tiles in {r['wall_s']:.1f} s (engine {r['engine_s']:.1f} s), "
+              f"peak RSS {r['peak_rss_mb']:.0f} MiB")
+    print(f"overhead_ratio {results['overhead_ratio']:.3f} (target <= 1.25), rss_ratio_16x "
+          f"{results['rss_ratio_16x']:.3f} (target <= 1.2), {results['tiles_per_s']:.2f} tiles/s")
     _write(results, args.output)
     return 0

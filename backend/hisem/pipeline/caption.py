@@ -1,0 +1,215 @@
+"""``caption_changes``: pair, tile, caption, stitch, vectorise and write, with bounded memory.
+
+Memory is one batch of tiles plus the stitcher's block cache, whatever the AOI: tiles are read
+(warped) one by one and their probabilities go straight to a GeoTIFF on disk. Every output is
+written beside its target and renamed into place at the end, so a failed or cancelled run leaves
+nothing at the paths the caller asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from osgeo import gdal
+
+from hisem import __version__
+from hisem.engine import OrtRunner, resolve_model
+from hisem.geo import (
+    ChangeFeature,
+    GeoError,
+    PairReader,
+    ProbabilityStitcher,
+    Tile,
+    TileFeature,
+    assign_tile,
+    check_output_path,
+    open_raster,
+    parse_aoi,
+    polygonize,
+    sha256_file,
+    tile_grid,
+    working_grid,
+    write_geojson,
+    write_gpkg,
+)
+from hisem.geo.reading import TilePair
+from hisem.pipeline.options import CaptionOptions, CaptionResult
+
+log = logging.getLogger(__name__)
+
+
+# GDAL's block cache defaults to 5 % of physical RAM and fills with the accumulator's and the
+# sources' blocks as a run proceeds, so peak memory would grow with the AOI; cap it during a run.
+GDAL_CACHE_BYTES = 128 * 1024 * 1024
+
+
+class PipelineCancelled(Exception):
+    """The caller's cancel hook asked the run to stop; nothing was written."""
+
+
+def _prob_path(out: Path, options: CaptionOptions) -> Path:
+    return Path(options.prob_path) if options.prob_path else out.with_name(f"{out.stem}.prob.tif")
+
+
+def _check_options(options: CaptionOptions, model_tile: int) -> tuple[int, int]:
+    """Tile size and overlap in pixels; GeoError (one clear line) for impossible parameters."""
+    tile = options.tile_size or model_tile
+    if tile != model_tile:
+        raise GeoError(f"--tile-size {tile}: the model takes tiles of {model_tile} px; set --gsd to cover "
+                       "more or less ground per tile instead")
+    overlap = tile // 8 if options.overlap is None else options.overlap
+    if not 0 <= overlap < tile // 2:
+        raise GeoError(f"--overlap must be within [0, {tile // 2}) px for {tile} px tiles, got {overlap}")
+    if options.beam < 1:
+        raise GeoError(f"--beam must be at least 1, got {options.beam}")
+    if not 0.0 < options.threshold < 1.0:
+        raise GeoError(f"--threshold must be within (0, 1), got {options.threshold}")
+    if options.max_tiles is not None and options.max_tiles < 1:
+        raise GeoError(f"--max-tiles must be at least 1, got {options.max_tiles}")
+    return tile, overlap
+
+
+def caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path,
+                    options: CaptionOptions | None = None) -> CaptionResult:
+    """Caption the changes between ``before`` and ``after`` into the GeoPackage ``out_gpkg``.
+
+    Raises the errors of ``hisem.geo.GEO_ERRORS`` for unusable inputs, FileNotFoundError for a
+    missing model and PipelineCancelled when ``options.cancel`` says so.
+    """
+    previous_cache = gdal.GetCacheMax()
+    gdal.SetCacheMax(min(previous_cache, GDAL_CACHE_BYTES))
+    try:
+        return _caption_changes(before, after, out_gpkg, options or CaptionOptions())
+    finally:
+        gdal.SetCacheMax(previous_cache)
+
+
+def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path,
+                     options: CaptionOptions) -> CaptionResult:
+    t_start = time.perf_counter()
+    out = check_output_path(out_gpkg, options.overwrite)
+    prob_path = check_output_path(_prob_path(out, options), options.overwrite)
+    if options.geojson is not None:
+        check_output_path(options.geojson, options.overwrite)
+    for path in (before, after):
+        if not Path(path).exists():  # GDAL's own message for this is obscure
+            raise FileNotFoundError(f"{path}: no such file")
+
+    model = resolve_model(options.model)
+    runner = OrtRunner(model.path, providers=options.providers)
+    tile_size, overlap = _check_options(options, runner.tile_size)
+    before_info, after_info = open_raster(str(before)), open_raster(str(after))
+    aoi = parse_aoi(options.aoi, options.aoi_crs) if options.aoi is not None else None
+    grid, warnings = working_grid(before_info, after_info, aoi, options.gsd, float(runner.metadata["gsd_m"]))
+    tiles = tile_grid(grid, tile_size, overlap, options.max_tiles)
+    timings: dict[str, float] = {"setup_s": time.perf_counter() - t_start}
+
+    t_tiles = time.perf_counter()
+    tile_features: list[TileFeature] = []
+    engine_s, skipped = 0.0, 0
+    n_best = max(1, min(options.n_best, options.beam))
+    with PairReader(before, after, grid, options.bands, aoi=aoi) as reader, \
+            ProbabilityStitcher(prob_path, grid, overlap_px=overlap) as stitcher:
+        batch: list[tuple[Tile, TilePair]] = []
+
+        def flush() -> None:
+            nonlocal engine_s
+            if not batch:
+                return
+            t0 = time.perf_counter()
+            results = runner.caption(np.stack([p.before for _, p in batch]),  # (B, 3, S, S)
+                                     np.stack([p.after for _, p in batch]), beam=options.beam, n_best=n_best)
+            engine_s += time.perf_counter() - t0
+            for (tile, pair), result in zip(batch, results, strict=True):
+                stitcher.add(tile, result.mask_prob, pair.valid)
+                texts = [text for text, _ in result.captions]
+                tile_features.append(TileFeature(
+                    tile.index, tile.polygon_wkt, result.change_prob >= options.threshold,
+                    result.change_prob, texts[0] if texts else "", tuple(texts[1:])))
+            batch.clear()
+
+        _report(options, 0, len(tiles))
+        for done, tile in enumerate(tiles, start=1):
+            pair = reader.read_tile(tile)
+            if pair.skip:
+                skipped += 1
+            else:
+                batch.append((tile, pair))
+            if len(batch) == options.batch_size or done == len(tiles):
+                if options.cancel is not None and options.cancel():
+                    raise PipelineCancelled("cancelled")
+                flush()
+                _report(options, done, len(tiles))
+        if not tile_features:
+            raise GeoError(f"all {len(tiles)} tiles are more than half nodata (or outside the AOI): "
+                           "nothing to caption")
+        stitcher.finish()
+    timings["tiles_s"] = time.perf_counter() - t_tiles
+    timings["engine_s"] = engine_s
+
+    try:
+        t_vec = time.perf_counter()
+        changes = _change_features(prob_path, options, grid.gsd, tiles, tile_features)
+        timings["vectorise_s"] = time.perf_counter() - t_vec
+        timings["total_s"] = time.perf_counter() - t_start
+        run_info = _run_info(before_info.path, after_info.path, model.id, runner, options, grid.gsd,
+                             tile_size, overlap, len(tiles), skipped, timings, warnings)
+        if options.geojson is not None:
+            write_geojson(options.geojson, grid.crs_wkt, changes, overwrite=options.overwrite)
+        write_gpkg(out, grid.crs_wkt, tile_features, changes, run_info, overwrite=options.overwrite)
+    except BaseException:
+        prob_path.unlink(missing_ok=True)  # no half of a result: the raster goes with a failed run
+        if options.geojson is not None and not out.exists():
+            Path(options.geojson).unlink(missing_ok=True)
+        raise
+    return CaptionResult(out, prob_path, options.geojson, grid.crs_wkt, len(tiles), skipped, len(changes),
+                         warnings, timings, runner.providers, model.id)
+
+
+def _report(options: CaptionOptions, done: int, total: int) -> None:
+    if options.progress is not None:
+        options.progress(done, total)
+
+
+def _change_features(prob_path: Path, options: CaptionOptions, gsd: float, tiles: list[Tile],
+                     tile_features: list[TileFeature]) -> list[ChangeFeature]:
+    """Polygons of the stitched probabilities, each with the caption of its most central tile."""
+    simplify = gsd if options.simplify_m is None else options.simplify_m
+    regions = polygonize(prob_path, options.threshold, options.min_area_m2, simplify)
+    captions = {t.tile_index: t.caption for t in tile_features}
+    captioned = [t for t in tiles if t.index in captions]  # skipped tiles have no caption to give
+    features = []
+    for region in regions:
+        index = assign_tile(region, captioned)
+        features.append(ChangeFeature(region.wkt, region.area_m2, captions.get(index, "") if index is not None
+                                      else "", region.score, index))
+    return features
+
+
+def _run_info(before: str, after: str, model_id: str, runner: OrtRunner, options: CaptionOptions, gsd: float,
+              tile_size: int, overlap: int, tiles: int, skipped: int, timings: dict[str, float],
+              warnings: list[str]) -> dict[str, Any]:
+    """Provenance for the ``run`` table: enough to tell how a result was made and on what."""
+    import onnxruntime
+
+    return {
+        "model": model_id,
+        "model_metadata": {k: v for k, v in runner.metadata.items() if k != "vocab"},
+        "versions": {"hisem": __version__, "gdal": gdal.__version__, "onnxruntime": onnxruntime.__version__,
+                     "numpy": np.__version__},
+        "parameters": {"gsd_m": gsd, "tile_size": tile_size, "overlap": overlap, "beam": options.beam,
+                       "threshold": options.threshold, "bands": options.bands, "max_tiles": options.max_tiles,
+                       "aoi": options.aoi, "aoi_crs": options.aoi_crs, "min_area_m2": options.min_area_m2,
+                       "batch_size": options.batch_size},
+        "tiles": {"total": tiles, "skipped_nodata": skipped, "captioned": tiles - skipped},
+        "timings": timings,
+        "execution_provider": runner.providers,
+        "inputs": [{"role": role, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
+                   for role, p in (("before", before), ("after", after))],
+        "warnings": warnings,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }

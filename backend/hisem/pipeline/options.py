@@ -1,0 +1,55 @@
+"""What a caption run is asked to do, and what it reports back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# progress(done_tiles, total_tiles): called after each batch (and once at 0).
+ProgressCallback = Callable[[int, int], None]
+# cancel() -> True stops the run between batches, leaving nothing at the output paths.
+CancelHook = Callable[[], bool]
+
+
+@dataclass
+class CaptionOptions:
+    """Parameters of one run; ``None`` means "the model's own" (GSD, tile size) or "none" (AOI)."""
+
+    model: str | None = None  # installed id or model folder; None: the default model
+    aoi: str | None = None  # vector file, WKT/EWKT or "minx,miny,maxx,maxy" (then aoi_crs is needed)
+    aoi_crs: str | None = None
+    gsd: float | None = None
+    tile_size: int | None = None
+    overlap: int | None = None  # pixels; None: tile_size // 8
+    beam: int = 1
+    n_best: int = 3  # alternatives kept per tile (capped at ``beam``)
+    threshold: float = 0.5  # for both P(changed) of a tile and the per-pixel probability
+    bands: tuple[int, int, int] | None = None
+    max_tiles: int | None = 10_000
+    batch_size: int = 8
+    min_area_m2: float = 4.0
+    simplify_m: float | None = None  # None: one working-grid pixel
+    geojson: Path | None = None  # the ``changes`` layer as RFC 7946 GeoJSON
+    prob_path: Path | None = None  # stitched probabilities; None: OUT with suffix ".prob.tif"
+    overwrite: bool = False
+    providers: str | list[str] = "auto"
+    progress: ProgressCallback | None = None
+    cancel: CancelHook | None = None
+
+
+@dataclass
+class CaptionResult:
+    """Where the results went and the figures of the run (also stored in the ``run`` table)."""
+
+    gpkg: Path
+    prob_tif: Path
+    geojson: Path | None
+    crs_wkt: str
+    tiles_total: int
+    tiles_skipped: int
+    changes: int
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    providers: list[str] = field(default_factory=list)
+    model_id: str = ""
