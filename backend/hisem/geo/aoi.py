@@ -92,14 +92,15 @@ def _is_file(text: str) -> bool:
         return False
 
 
-def parse_aoi(text_or_path: str | Path, crs: str | None = None) -> Aoi:
+def parse_aoi(text_or_path: str | Path, crs: str | None = None, allow_files: bool = True) -> Aoi:
     """Read an AOI given as a vector file, "minx,miny,maxx,maxy", WKT or EWKT ("SRID=4326;POLYGON...").
 
     ``crs`` ("EPSG:4326", WKT...) is required for a bbox or plain WKT and used for a vector layer
     only when the layer has none. EPSG:4326 coordinates are longitude first, as GIS users type them.
+    ``allow_files=False`` (the HTTP service) never opens a path, whatever the text says.
     """
     text = str(text_or_path).strip()
-    if _is_file(text):
+    if allow_files and _is_file(text):
         return _from_vector(Path(text), crs)
     if match := _BBOX.match(text):
         minx, miny, maxx, maxy = (float(v) for v in match.groups())

@@ -30,7 +30,9 @@ class TileFeature:
     changed: bool
     change_score: float
     caption: str
-    alternatives: tuple[str, ...] = ()  # other beam candidates, stored as a JSON list
+    # Other beam candidates as (caption, log-probability score), stored as a JSON list of objects.
+    alternatives: tuple[tuple[str, float], ...] = ()
+    caption_score: float | None = None  # the chosen caption's score (None: not decoded)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ _TILE_FIELDS = (
     ("changed", ogr.OFTInteger, ogr.OFSTBoolean),
     ("change_score", ogr.OFTReal, ogr.OFSTNone),
     ("caption", ogr.OFTString, ogr.OFSTNone),
+    ("caption_score", ogr.OFTReal, ogr.OFSTNone),
     ("alternatives", ogr.OFTString, ogr.OFSTJSON),
 )
 _CHANGE_FIELDS = (
@@ -134,7 +137,9 @@ def _put(layer: ogr.Layer, values: Mapping[str, object], wkt: str | None = None,
 
 def _tile_values(t: TileFeature) -> dict[str, object]:
     return {"tile_index": t.tile_index, "changed": int(t.changed), "change_score": float(t.change_score),
-            "caption": t.caption, "alternatives": json.dumps(list(t.alternatives))}
+            "caption": t.caption, "caption_score": t.caption_score,
+            "alternatives": json.dumps([{"caption": text, "score": round(float(score), 4)}
+                                        for text, score in t.alternatives])}
 
 
 def _change_values(c: ChangeFeature) -> dict[str, object]:

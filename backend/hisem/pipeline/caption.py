@@ -18,6 +18,8 @@ from osgeo import gdal
 
 from hisem import __version__
 from hisem.engine import OrtRunner, resolve_model
+from hisem.engine.registry import ModelInfo
+from hisem.engine.runner import Runner
 from hisem.geo import (
     ChangeFeature,
     GeoError,
@@ -37,7 +39,7 @@ from hisem.geo import (
     write_gpkg,
 )
 from hisem.geo.reading import TilePair
-from hisem.pipeline.options import CaptionOptions, CaptionResult
+from hisem.pipeline.options import CaptionOptions, CaptionResult, RunPlan
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +72,29 @@ def _check_options(options: CaptionOptions, model_tile: int) -> tuple[int, int]:
         raise GeoError(f"--threshold must be within (0, 1), got {options.threshold}")
     if options.max_tiles is not None and options.max_tiles < 1:
         raise GeoError(f"--max-tiles must be at least 1, got {options.max_tiles}")
+    if options.gsd is not None and not options.gsd > 0:
+        raise GeoError(f"--gsd must be positive, got {options.gsd}")
     return tile, overlap
+
+
+def plan_run(before: str | Path, after: str | Path, options: CaptionOptions) -> RunPlan:
+    """Resolve the model, open both rasters and the AOI, choose the grid and count the tiles.
+
+    Cheap (no pixel beyond ``open_raster``'s read check) and raising the same errors as
+    ``caption_changes``: the HTTP service calls it to answer bad input at submission time.
+    """
+    for path in (before, after):
+        if not Path(path).exists():  # GDAL's own message for this is obscure
+            raise FileNotFoundError(f"{path}: no such file")
+    model = resolve_model(options.model)
+    tile_size, overlap = _check_options(options, model.tile_size)
+    before_info, after_info = open_raster(str(before)), open_raster(str(after))
+    aoi = None
+    if options.aoi is not None:
+        aoi = parse_aoi(options.aoi, options.aoi_crs, allow_files=options.aoi_files)
+    grid, warnings = working_grid(before_info, after_info, aoi, options.gsd, model.gsd_m)
+    tiles = tile_grid(grid, tile_size, overlap, options.max_tiles)
+    return RunPlan(model, before_info, after_info, aoi, grid, tiles, tile_size, overlap, warnings)
 
 
 def caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path,
@@ -88,6 +112,14 @@ def caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path,
         gdal.SetCacheMax(previous_cache)
 
 
+def _load_runner(model: ModelInfo, options: CaptionOptions) -> Runner:
+    if options.runner is None:
+        return OrtRunner(model.path, providers=options.providers)
+    if options.runner.metadata.get("model_id") != model.id:
+        raise ValueError(f"the runner given holds {options.runner.metadata.get('model_id')!r}, not {model.id!r}")
+    return options.runner
+
+
 def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path,
                      options: CaptionOptions) -> CaptionResult:
     t_start = time.perf_counter()
@@ -95,17 +127,10 @@ def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path
     prob_path = check_output_path(_prob_path(out, options), options.overwrite)
     if options.geojson is not None:
         check_output_path(options.geojson, options.overwrite)
-    for path in (before, after):
-        if not Path(path).exists():  # GDAL's own message for this is obscure
-            raise FileNotFoundError(f"{path}: no such file")
-
-    model = resolve_model(options.model)
-    runner = OrtRunner(model.path, providers=options.providers)
-    tile_size, overlap = _check_options(options, runner.tile_size)
-    before_info, after_info = open_raster(str(before)), open_raster(str(after))
-    aoi = parse_aoi(options.aoi, options.aoi_crs) if options.aoi is not None else None
-    grid, warnings = working_grid(before_info, after_info, aoi, options.gsd, float(runner.metadata["gsd_m"]))
-    tiles = tile_grid(grid, tile_size, overlap, options.max_tiles)
+    plan = plan_run(before, after, options)
+    model, grid, tiles, aoi, warnings = plan.model, plan.grid, plan.tiles, plan.aoi, plan.warnings
+    before_info, after_info, tile_size, overlap = plan.before, plan.after, plan.tile_size, plan.overlap
+    runner = _load_runner(model, options)
     timings: dict[str, float] = {"setup_s": time.perf_counter() - t_start}
 
     t_tiles = time.perf_counter()
@@ -126,10 +151,10 @@ def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path
             engine_s += time.perf_counter() - t0
             for (tile, pair), result in zip(batch, results, strict=True):
                 stitcher.add(tile, result.mask_prob, pair.valid)
-                texts = [text for text, _ in result.captions]
+                best, *others = result.captions or [("", None)]
                 tile_features.append(TileFeature(
                     tile.index, tile.polygon_wkt, result.change_prob >= options.threshold,
-                    result.change_prob, texts[0] if texts else "", tuple(texts[1:])))
+                    result.change_prob, best[0], tuple(others), caption_score=best[1]))
             batch.clear()
 
         _report(options, 0, len(tiles))
@@ -190,7 +215,7 @@ def _change_features(prob_path: Path, options: CaptionOptions, gsd: float, tiles
     return features
 
 
-def _run_info(before: str, after: str, model_id: str, runner: OrtRunner, options: CaptionOptions, gsd: float,
+def _run_info(before: str, after: str, model_id: str, runner: Runner, options: CaptionOptions, gsd: float,
               tile_size: int, overlap: int, tiles: int, skipped: int, timings: dict[str, float],
               warnings: list[str]) -> dict[str, Any]:
     """Provenance for the ``run`` table: enough to tell how a result was made and on what."""

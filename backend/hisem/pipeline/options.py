@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hisem.engine.registry import ModelInfo
+    from hisem.engine.runner import Runner
+    from hisem.geo import Aoi, Grid, RasterInfo, Tile
 
 # progress(done_tiles, total_tiles): called after each batch (and once at 0).
 ProgressCallback = Callable[[int, int], None]
@@ -19,6 +25,7 @@ class CaptionOptions:
     model: str | None = None  # installed id or model folder; None: the default model
     aoi: str | None = None  # vector file, WKT/EWKT or "minx,miny,maxx,maxy" (then aoi_crs is needed)
     aoi_crs: str | None = None
+    aoi_files: bool = True  # False: ``aoi`` must be WKT or a bbox, never a path (the HTTP service)
     gsd: float | None = None
     tile_size: int | None = None
     overlap: int | None = None  # pixels; None: tile_size // 8
@@ -34,8 +41,24 @@ class CaptionOptions:
     prob_path: Path | None = None  # stitched probabilities; None: OUT with suffix ".prob.tif"
     overwrite: bool = False
     providers: str | list[str] = "auto"
+    runner: Runner | None = None  # an engine already loaded for ``model`` (the service keeps one per worker)
     progress: ProgressCallback | None = None
     cancel: CancelHook | None = None
+
+
+@dataclass
+class RunPlan:
+    """What a run will do, known before a pixel is read: the checks that the service runs at submission."""
+
+    model: ModelInfo
+    before: RasterInfo
+    after: RasterInfo
+    aoi: Aoi | None
+    grid: Grid
+    tiles: list[Tile]
+    tile_size: int
+    overlap: int
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

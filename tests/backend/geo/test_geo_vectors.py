@@ -88,7 +88,7 @@ def test_assign_tile_prefers_the_most_central_view(tmp_path: Path) -> None:
 
 def _features() -> tuple[list[TileFeature], list[ChangeFeature]]:
     tiles = [TileFeature(0, SQUARE.replace("500040", "500060"), True, 0.93, "a house is built",
-                         ("a house is built", "a building appears")),
+                         (("a building appears", -1.5),), caption_score=-0.5),
              TileFeature(1, SQUARE, False, 0.05, "the scene is the same as before")]
     changes = [ChangeFeature(SQUARE, 400.0, "a house is built", 0.9, 0)]
     return tiles, changes
@@ -111,7 +111,8 @@ def test_write_gpkg_layers_fields_crs(tmp_path: Path) -> None:
         "a house is built", 0.9, 0, 400.0)
     first, second = list(ds.GetLayerByName("tiles"))
     assert first["changed"] == 1 and second["changed"] == 0
-    assert json.loads(first["alternatives"]) == ["a house is built", "a building appears"]
+    assert json.loads(first["alternatives"]) == [{"caption": "a building appears", "score": -1.5}]
+    assert first["caption_score"] == -0.5
     assert first.GetGeometryRef().GetArea() == 800.0
     run = {f["key"]: f["value"] for f in ds.GetLayerByName("run")}
     assert run["model"] == "hisem-lite-synthetic"
