@@ -1,0 +1,279 @@
+"""The FastAPI application of ``hisem serve``: the /v1 contract of docs/api.md.
+
+Request handlers only check and route: uploads go to a job folder, ``plan_run`` (the pipeline's
+own checks) answers bad input with a 4xx before the job is queued, and worker processes run
+``caption_changes``. Handlers that touch GDAL or disk are plain ``def``: FastAPI runs them in its
+thread pool, so the event loop never blocks.
+"""
+
+
+import asyncio
+import hmac
+import json
+import logging
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+
+from hisem import __version__
+from hisem.service.jobs import RESULT_GEOJSON, Job, JobStore, QueueFullError
+from hisem.service.limits import BodySizeLimit
+from hisem.service.schemas import ErrorBody, Health, JobParams, JobStatus, ModelEntry
+from hisem.service.settings import ServiceSettings, default_jobs_dir
+from hisem.service.workers import WorkerPool
+
+log = logging.getLogger(__name__)
+
+GEOTIFF_ONLY = ["GTiff"]  # GeoTIFF bytes only: a VRT or similar could make GDAL read server files
+SWEEP_INTERVAL_S = 60.0
+_ERRORS = {code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429)}
+
+
+def _validation_message(exc: ValidationError | RequestValidationError, prefix: str = "") -> str:
+    """pydantic's errors as one line naming each field: "params.beam: Input should be ..."."""
+    parts = []
+    for error in exc.errors():
+        loc = list(error.get("loc", ()))
+        if isinstance(exc, RequestValidationError) and loc and loc[0] in ("body", "query", "path", "header"):
+            loc = loc[1:]  # FastAPI's "where": the field name says enough
+        if error.get("type") == "extra_forbidden" and loc:
+            error = {**error, "msg": "unknown field"}
+        loc = ".".join(str(p) for p in loc)
+        parts.append(f"{prefix}{loc}: {error.get('msg', 'invalid')}" if loc else f"{prefix.rstrip('.')}: "
+                     f"{error.get('msg', 'invalid')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def _save_upload(upload: UploadFile, path: Path) -> None:
+    with path.open("wb") as out:
+        shutil.copyfileobj(upload.file, out, 1 << 20)
+
+
+def _scrub(message: str, paths: dict[str, Path]) -> str:
+    """Name the multipart part instead of the server-side file: clients never see server paths."""
+    for part, path in paths.items():
+        message = message.replace(str(path.resolve()), part).replace(str(path), part)
+    return message
+
+
+def _check_geotiff(path: Path, part: str) -> None:
+    from osgeo import gdal
+
+    if path.stat().st_size == 0:
+        raise HTTPException(422, f"{part}: the upload is empty")
+    if gdal.IdentifyDriverEx(str(path), gdal.OF_RASTER, allowed_drivers=GEOTIFF_ONLY) is None:
+        raise HTTPException(422, f"{part}: not a GeoTIFF (the service takes GeoTIFF bytes only)")
+    try:
+        gdal.OpenEx(str(path), gdal.OF_RASTER | gdal.OF_READONLY, allowed_drivers=GEOTIFF_ONLY)
+    except RuntimeError as exc:
+        first_line = (str(exc).strip().splitlines() or ["unreadable"])[0]
+        raise HTTPException(422, f"{part}: not a readable GeoTIFF ({_scrub(first_line, {part: path})})") from None
+
+
+class ServiceState:
+    """What the app holds between requests: the job store and the worker pool."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.store = JobStore(settings.jobs_dir or default_jobs_dir(), settings.max_queue, settings.result_ttl_s)
+        self.pool = WorkerPool(self.store, settings.workers, settings.threads)
+        self.engine: dict[str, Any] = {}
+
+    def start(self) -> None:
+        reloaded = self.store.load()
+        if reloaded:
+            log.info("reloaded %d jobs from %s", reloaded, self.store.root)
+        self.engine = self.pool.start()
+        log.info("engine: model %s on %s (%s)", self.engine.get("model"), ", ".join(self.engine["providers"]),
+                 self.engine["device"])
+
+    def stop(self) -> None:
+        self.pool.stop()
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The app; its lifespan starts the workers (which load the engine) and stops them."""
+    state = ServiceState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(state.start)
+
+        async def sweep_forever() -> None:
+            while True:
+                await asyncio.sleep(min(SWEEP_INTERVAL_S, max(settings.result_ttl_s / 4, 1.0)))
+                await run_in_threadpool(state.store.sweep)
+
+        sweeper = asyncio.create_task(sweep_forever())
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await run_in_threadpool(state.stop)
+
+    app = FastAPI(title="HiSem backend", version=__version__, lifespan=lifespan,
+                  description="Caption the changes between two dated rasters. See docs/api.md.")
+    app.state.service = state
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes)
+
+    @app.exception_handler(RequestValidationError)
+    async def _malformed(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _validation_message(exc)}, status_code=400)
+
+    bearer = HTTPBearer(auto_error=False, description="required when the server was started with a token")
+
+    def require_token(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+        if settings.token is None:
+            return
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, settings.token.encode()):
+            raise HTTPException(401, "missing or wrong token: send the header Authorization: Bearer TOKEN",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    public = APIRouter(prefix="/v1")
+    private = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=_ERRORS)
+
+    @public.get("/health", response_model=Health, tags=["service"])
+    def health() -> dict[str, Any]:
+        counts = state.store.counts()
+        return {"status": "ok", "version": __version__, "model": state.engine.get("model"),
+                "execution_provider": (state.engine.get("providers") or ["unknown"])[0],
+                "providers": state.engine.get("providers", []), "device": state.engine.get("device", "unknown"),
+                "workers": settings.workers, "jobs_queued": counts["queued"], "jobs_running": counts["running"],
+                "auth_required": settings.token is not None}
+
+    @private.get("/models", response_model=list[ModelEntry], tags=["models"])
+    def models() -> list[dict[str, Any]]:
+        from hisem.engine import list_models
+        from hisem.engine.registry import default_model_id
+
+        installed = list_models()
+        default = default_model_id(installed)
+        return [{**{k: v for k, v in m.to_json().items() if k != "path"}, "default": m.id == default}
+                for m in installed]
+
+    @private.post("/jobs", status_code=202, response_model=JobStatus, tags=["jobs"])
+    def create_job(
+        before: Annotated[UploadFile, File(description="the earlier image: GeoTIFF bytes")],
+        after: Annotated[UploadFile, File(description="the later image: GeoTIFF bytes (any grid: the backend pairs)")],
+        params: Annotated[str, Form(description="JSON object, schema JobParams (every field optional)")] = "{}",
+    ) -> dict[str, Any]:
+        try:
+            job_id, job_dir = state.store.reserve()
+        except QueueFullError as exc:
+            raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
+        try:
+            job = _plan_job(job_id, job_dir, before, after, params)
+            state.store.add(job)
+        except QueueFullError as exc:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise HTTPException(429, str(exc), headers={"Retry-After": "30"}) from None
+        except BaseException:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise
+        state.pool.submit(job_id)
+        return job.status()
+
+    @private.get("/jobs", response_model=list[JobStatus], tags=["jobs"])
+    def list_jobs() -> list[dict[str, Any]]:
+        return state.store.all_status()
+
+    @private.get("/jobs/{job_id}", response_model=JobStatus, tags=["jobs"])
+    def get_job(job_id: str) -> dict[str, Any]:
+        status = state.store.status(job_id)
+        if status is None:
+            raise HTTPException(404, f"no job {job_id!r} (finished jobs are kept {settings.result_ttl_s:.0f} s)")
+        return status
+
+    @private.delete("/jobs/{job_id}", response_model=JobStatus, tags=["jobs"])
+    def delete_job(job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job (it stops within one batch); delete a finished one and its files."""
+        job = state.store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        if job.finished_state:
+            status = state.store.status(job_id) or job.status()
+            state.store.remove(job_id)
+            return status
+        return state.store.cancel(job_id) or job.status()
+
+    @private.get("/jobs/{job_id}/result", tags=["jobs"], response_class=FileResponse,
+                 responses={200: {"content": {"application/geo+json": {}},
+                                  "description": "GeoJSON FeatureCollection: tiles, changes, provenance"}})
+    def job_result(job_id: str) -> FileResponse:
+        job = state.store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        if job.state != "done":
+            why = f": {job.error}" if job.error else ""
+            raise HTTPException(409, f"job {job_id} is {job.state}{why}; a result exists only for done jobs")
+        return FileResponse(job.dir / RESULT_GEOJSON, media_type="application/geo+json",
+                            filename=f"hisem-{job_id}.geojson")
+
+    def _plan_job(job_id: str, job_dir: Path, before: UploadFile, after: UploadFile, params_text: str) -> Job:
+        from hisem.engine import list_models
+        from hisem.engine.registry import default_model_id
+        from hisem.geo import GEO_ERRORS
+        from hisem.pipeline import CaptionOptions, plan_run
+
+        try:
+            raw = json.loads(params_text or "{}")
+        except ValueError as exc:
+            raise HTTPException(422, f"params: not valid JSON ({exc})") from None
+        if not isinstance(raw, dict):
+            raise HTTPException(422, "params: expected a JSON object")
+        try:
+            params = JobParams.model_validate(raw)
+        except ValidationError as exc:
+            raise HTTPException(422, _validation_message(exc, "params.")) from None
+        installed = {m.id: m for m in list_models()}
+        model_id = params.model or default_model_id(list(installed.values()))
+        if model_id is None:
+            raise HTTPException(422, "params.model: no model is installed on this server")
+        if model_id not in installed:
+            raise HTTPException(422, f"params.model: no model {model_id!r} (installed: {', '.join(installed)})")
+        paths = {"before": job_dir / "before.tif", "after": job_dir / "after.tif"}
+        for part, upload in (("before", before), ("after", after)):
+            _save_upload(upload, paths[part])
+            _check_geotiff(paths[part], part)
+        options = params.caption_options() | {"model": model_id}
+        try:
+            plan = plan_run(paths["before"], paths["after"], CaptionOptions(**options))
+        except (*GEO_ERRORS, FileNotFoundError) as exc:
+            raise HTTPException(422, _scrub(str(exc), paths)) from None
+        provenance = {"job_id": job_id, "dates": params.dates.model_dump() if params.dates else None,
+                      "labels": params.labels, "uploads": {"before": before.filename, "after": after.filename}}
+        return Job(id=job_id, dir=job_dir, model=model_id, options=options, provenance=provenance,
+                   tiles_total=len(plan.tiles), warnings=list(plan.warnings))
+
+    app.include_router(public)
+    app.include_router(private)
+    _document_params(app)
+    return app
+
+
+def _document_params(app: FastAPI) -> None:
+    """Put ``JobParams`` in the OpenAPI components: ``params`` is a JSON string inside multipart."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            params = JobParams.model_json_schema(ref_template="#/components/schemas/{model}")
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components.update(params.pop("$defs", {}))
+            components["JobParams"] = params
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
