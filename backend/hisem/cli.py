@@ -46,4 +46,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as hisem.cli, not __main__: the commands raise hisem.cli.CommandError, which this module's
+    # __main__ copy would not catch.
+    from hisem.cli import main as _main
+
+    sys.exit(_main())
