@@ -5,6 +5,7 @@
 #   make lint    ruff
 #   make bench   benchmarks; figures printed and written to bench-out/
 #   make plugin  hisem_qgis.zip for QGIS's "Install from ZIP"
+#   make openapi regenerate docs/openapi.json from the service code
 #   make train-default  reproduce the shipped default model end to end (hours on a CPU; see docs/training.md)
 
 SHELL := /bin/bash
@@ -24,7 +25,7 @@ RUN_ENV := HOME=$(SANDBOX)/home QGIS_CUSTOM_CONFIG_PATH=$(SANDBOX)/profile QT_QP
 
 PLUGIN_VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 
-.PHONY: help setup test lint bench demo plugin clean train-default
+.PHONY: help setup test lint bench demo plugin clean train-default openapi
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -57,6 +58,7 @@ bench: setup
 	$(RUN_ENV) $(VENV)/bin/hisem bench train -o bench-out/train.json
 	$(RUN_ENV) $(VENV)/bin/hisem bench engine -o bench-out/engine.json
 	$(RUN_ENV) $(VENV)/bin/hisem bench caption -o bench-out/caption.json
+	$(RUN_ENV) $(VENV)/bin/hisem bench serve -o bench-out/serve.json
 	@echo "figures in bench-out/; docs/benchmarks.md records them with the machine they came from"
 
 # Until the HTTP backend and the plugin's Processing algorithms land, the demo runs the chain that
@@ -69,6 +71,10 @@ demo: setup
 	$(RUN_ENV) $(VENV)/bin/hisem evaluate --model demo-out/run-tiny --data demo-out/synth --split test \
 		-o demo-out/report.json
 	@echo "demo: report written to demo-out/report.json (tiny model, 64 px synthetic pairs)"
+
+# docs/openapi.json is generated from the code; a test fails when it drifts.
+openapi: setup
+	$(RUN_ENV) $(VENV)/bin/hisem serve --openapi docs/openapi.json
 
 plugin:
 	@rm -rf build/plugin && mkdir -p build/plugin

@@ -27,8 +27,8 @@ from hisem.benchmarks.engine import random_lite_checkpoint
 gdal.UseExceptions()
 
 
-def _model(workdir: Path) -> tuple[str, str]:
-    """(model id or folder, description)."""
+def bench_model(workdir: Path) -> tuple[str, str]:
+    """(model id or folder, description): the default model, else a random lite export in ``workdir``."""
     from hisem.engine.registry import DEFAULT_MODEL_ID, list_models
 
     if DEFAULT_MODEL_ID in {m.id for m in list_models()}:
@@ -73,7 +73,7 @@ def bench_caption(size_m: float = 1000.0, gsd: float = 0.5, seed: int = 0) -> di
     ctx = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="hisem-bench-caption-") as tmp:
         work = Path(tmp)
-        model, note = _model(work)
+        model, note = bench_model(work)
         scene = write_scene(work / "scene", size_m, gsd, seed=seed)
         runs = {}
         for name, (before, after) in {

@@ -33,6 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--gsd", type=float, default=0.5, help="scene GSD in metres (default 0.5)")
     c.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
     c.set_defaults(func=run_caption)
+    s = which.add_parser("serve", help="hisem serve: HTTP job vs hisem caption, jobs/min with concurrent clients, RSS")
+    s.add_argument("--size-m", type=float, default=1000.0, help="side of the scene in metres (default 1000)")
+    s.add_argument("--gsd", type=float, default=0.5, help="scene GSD in metres (default 0.5)")
+    s.add_argument("--clients", type=int, default=8, help="concurrent clients, one job each (default 8)")
+    s.add_argument("--repeats", type=int, default=2, help="timed runs of each of HTTP and CLI (best kept)")
+    s.add_argument("--model", default=None,
+                   help="model id or folder (default: the default model, else a random lite export)")
+    s.add_argument("-o", "--output", default=None, help="write the figures to this JSON file")
+    s.set_defaults(func=run_serve)
 
 
 def _write(results: dict, output: str | None) -> None:
@@ -82,5 +91,21 @@ def run_caption(args: argparse.Namespace) -> int:
               f"peak RSS {r['peak_rss_mb']:.0f} MiB")
     print(f"overhead_ratio {results['overhead_ratio']:.3f} (target <= 1.25), rss_ratio_16x "
           f"{results['rss_ratio_16x']:.3f} (target <= 1.2), {results['tiles_per_s']:.2f} tiles/s")
+    _write(results, args.output)
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from hisem.benchmarks.serve import bench_serve
+
+    if args.clients < 1 or args.repeats < 1:
+        raise ValueError("--clients and --repeats must be at least 1")
+    results = bench_serve(args.size_m, args.gsd, clients=args.clients, repeats=args.repeats, model=args.model)
+    print(f"model: {results['model']}; {results['tiles']} tiles per job ({results['scene_km2']:g} km² at "
+          f"{results['gsd_m']} m)")
+    print(f"HTTP job {results['http_job_s']:.2f} s vs hisem caption {results['caption_cli_s']:.2f} s: "
+          f"overhead_ratio {results['overhead_ratio']:.3f} (target <= 1.10)")
+    print(f"{results['clients']} concurrent clients: {results['jobs_per_min']:.1f} jobs/min; peak RSS server "
+          f"{results['peak_rss_mb']['server']:.0f} MiB, worker {results['peak_rss_mb']['workers_max']:.0f} MiB")
     _write(results, args.output)
     return 0
