@@ -13,6 +13,7 @@ process on a free loopback port; the client is httpx. Model: as in `hisem bench 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -118,6 +119,8 @@ def bench_serve(size_m: float = 1000.0, gsd: float = 0.5, clients: int = 8, repe
     from hisem.benchmarks.caption import bench_model
     from hisem.data.synth.georef import write_scene
     from hisem.engine import resolve_model
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per poll otherwise
 
     with tempfile.TemporaryDirectory(prefix="hisem-bench-serve-") as tmp:
         work = Path(tmp)
