@@ -3,6 +3,7 @@ small georeferenced synthetic scene. Helpers to run the real `hisem serve` are i
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -30,3 +31,8 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("scene")
     assert hisem_main(["synth", "--scene", str(out), "--size-m", "256", "--gsd", "0.5", "--seed", "3"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def model_id(tiny_model: Path) -> str:
+    return json.loads((tiny_model / "model.json").read_text())["model_id"]

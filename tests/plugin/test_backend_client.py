@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qgis.core import QgsApplication, QgsFeedback
+from qgis.core import QgsFeedback
 from service_support import Server, free_port, start_server, submit
 
 from hisem_qgis.backend import BackendClient, BackendError, LocalBackend, create_token_authcfg
 from hisem_qgis.diagnostics import diagnostics_report
 from hisem_qgis.metadata_info import plugin_version
 
-# The test profile's authentication database is created with this master password on first use.
-MASTER_PASSWORD = "hisem-tests-master"
 LONG_JOB = {"gsd": 0.1}  # the 256 m scene at 0.1 m: thousands of tiles, long enough to cancel
 
 
@@ -29,19 +27,6 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     srv = start_server(tmp_path_factory.mktemp("serve"), tiny_model.parent, "--workers", "1")
     yield srv
     assert srv.stop() == 0, srv.log.read_text()
-
-
-@pytest.fixture(scope="module")
-def model_id(tiny_model: Path) -> str:
-    return json.loads((tiny_model / "model.json").read_text())["model_id"]
-
-
-@pytest.fixture()
-def auth_manager(qgis_app: Any) -> Any:
-    manager = QgsApplication.authManager()
-    assert not manager.isDisabled(), manager.disabledMessage()
-    assert manager.setMasterPassword(MASTER_PASSWORD, True), "the test profile's auth DB has another master password"
-    return manager
 
 
 def wait_state(client: BackendClient, job_id: str, states: tuple[str, ...], timeout: float = 300,

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from service_support import Server, start_server
-
-
-@pytest.fixture(scope="session")
-def model_id(tiny_model: Path) -> str:
-    return json.loads((tiny_model / "model.json").read_text())["model_id"]
 
 
 @pytest.fixture(scope="session")
