@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from qgis.core import QgsApplication, QgsCoordinateReferenceSystem, QgsGeometry, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication
-from service_support import Server, free_port, start_server
+from service_support import Server, free_port, start_server, wait_for
 
 from hisem_qgis.backend import BackendClient, create_token_authcfg
 from hisem_qgis.task import CaptionTask
@@ -94,8 +94,8 @@ def test_cancel_reaches_the_backend_and_adds_nothing(backend: Server, authcfg: s
     assert not outcome["ok"] and outcome["cancelled"], outcome
     assert not out.exists() and project.layerTreeRoot().findGroup("cancelled run") is None
     assert len(project.mapLayers()) == 0
-    with backend.client() as client:
-        states = [job["state"] for job in client.get("/v1/jobs").json()]
+    with backend.client() as client:  # the worker stops at its next batch
+        states = [wait_for(client, job["id"], timeout=30)["state"] for job in client.get("/v1/jobs").json()]
     assert "cancelled" in states and "running" not in states
 
 
