@@ -1,4 +1,4 @@
-"""Plugin lifecycle: toolbar button and menu entry that show the HiSem dock."""
+"""Plugin lifecycle: toolbar button and menu entry that show the HiSem dock and its controller."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QAction
 
+from .controller import DockController
 from .dock import HisemDock
 from .metadata_info import plugin_name
 
@@ -23,6 +24,7 @@ class HisemPlugin:
         self.iface = iface
         self.action: QAction | None = None
         self.dock: HisemDock | None = None
+        self.controller: DockController | None = None
 
     def initGui(self) -> None:
         self.action = QAction(QIcon(str(ICON_PATH)), f"{plugin_name()}…", self.iface.mainWindow())
@@ -38,6 +40,9 @@ class HisemPlugin:
             self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None
+        if self.controller is not None:
+            self.controller.unload()
+            self.controller = None
         if self.dock is not None:
             self.iface.removeDockWidget(self.dock)
             self.dock.deleteLater()
@@ -46,6 +51,7 @@ class HisemPlugin:
     def _set_dock_visible(self, visible: bool) -> None:
         if self.dock is None:
             self.dock = HisemDock(self.iface.mainWindow())
+            self.controller = DockController(self.iface, self.dock)
             self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
             # Closing the dock with its own button unchecks the toolbar action.
             self.dock.visibilityChanged.connect(self._sync_action)
