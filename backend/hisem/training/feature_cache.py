@@ -87,6 +87,65 @@ class FeatureCache:
         )
 
 
+class _Backbone(torch.nn.Module):
+    """``model.extract`` as a module with tensor outputs, for ONNX export."""
+
+    def __init__(self, model: HiSem) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.model.extract(images)
+        return features.coarse, features.fine
+
+
+class OrtBackbone:
+    """The frozen backbone on ONNX Runtime: ~7x PyTorch eager on CPU for EfficientNet-Lite0.
+
+    Measured on the 2-core VM (batch 32, 256 px): 0.33 s against 2.26 s per batch, outputs within
+    7e-5 of PyTorch's, far below the float16 the cache stores. Checked against PyTorch on the first
+    batch it sees; any disagreement raises, and the caller falls back to PyTorch.
+    """
+
+    TOLERANCE = 1e-3
+
+    def __init__(self, model: HiSem, image_size: int, workdir: Path) -> None:
+        import onnxruntime as ort
+
+        self._model = model
+        path = workdir / "backbone.onnx"
+        example = torch.zeros(2, 3, image_size, image_size)
+        torch.onnx.export(_Backbone(model).eval(), (example,), str(path), dynamo=True, external_data=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input = self.session.get_inputs()[0].name
+        self._checked = False
+
+    def __call__(self, images: torch.Tensor) -> Features:
+        coarse, fine = self.session.run(None, {self._input: images.numpy()})
+        if not self._checked:
+            reference = self._model.extract(images[:2])
+            for ours, theirs in ((coarse[:2], reference.coarse), (fine[:2], reference.fine)):
+                error = float(np.abs(ours - theirs.numpy()).max())
+                if error > self.TOLERANCE * max(1.0, float(theirs.abs().max())):
+                    raise RuntimeError(f"ONNX Runtime backbone differs from PyTorch by {error:.2e}")
+            self._checked = True
+        return Features(torch.from_numpy(coarse), torch.from_numpy(fine))
+
+
+def _extractor(model: HiSem, device: str, directory: Path):
+    """ONNX Runtime on CPU when it exports and agrees with PyTorch, else ``model.extract``."""
+    if device != "cpu":
+        return model.extract
+    try:
+        return OrtBackbone(model, model.cfg.encoder.image_size, directory)
+    except Exception as exc:  # export or runtime trouble must not stop training: PyTorch always works
+        log.warning("backbone on ONNX Runtime unavailable (%s); caching with PyTorch", exc)
+        return model.extract
+
+
 @torch.no_grad()
 def build_feature_cache(
     model: HiSem,
@@ -110,11 +169,19 @@ def build_feature_cache(
     was_training = model.training
     model.eval()
     loader = DataLoader(images, batch_size=batch_size, shuffle=False, num_workers=workers)
+    extract = _extractor(model, device, directory)
     coarse_mm = fine_mm = None
     start = 0
     for batch in tqdm(loader, desc=f"caching features ({len(names)} pairs)", unit="batch"):
-        before = model.extract(batch["before"].to(device))
-        after = model.extract(batch["after"].to(device))
+        try:
+            before = extract(batch["before"].to(device))
+            after = extract(batch["after"].to(device))
+        except RuntimeError as exc:
+            if extract == model.extract:
+                raise
+            log.warning("%s; caching with PyTorch", exc)
+            extract = model.extract
+            before, after = extract(batch["before"].to(device)), extract(batch["after"].to(device))
         n = before.coarse.shape[0]
         if coarse_mm is None:
             total = len(names)
@@ -142,6 +209,7 @@ def build_feature_cache(
         "fingerprint": fingerprint,
         "names": list(names),
     }
+    (directory / "backbone.onnx").unlink(missing_ok=True)
     # meta.json last: a cache interrupted while writing is never mistaken for a complete one.
     (directory / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
     model.train(was_training)

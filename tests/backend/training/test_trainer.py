@@ -125,3 +125,17 @@ def test_missing_data_or_split_is_a_clear_error(tmp_path: Path) -> None:
     data = make_synth(tmp_path / "train-only", pairs=6, seed=1, splits="1,0,0")
     with pytest.raises(ValueError, match="no entries in split 'val'"):
         Trainer(_opts(data, tmp_path / "run"))
+
+
+def test_backbone_on_onnx_runtime_matches_pytorch(tmp_path: Path) -> None:
+    from hisem.training.feature_cache import OrtBackbone
+
+    cfg = preset("tiny", vocab_size=10)
+    torch.manual_seed(0)
+    model = build_model(cfg).eval()
+    images = torch.rand(3, 3, cfg.encoder.image_size, cfg.encoder.image_size)
+    with torch.no_grad():
+        ours = OrtBackbone(model, cfg.encoder.image_size, tmp_path)(images)  # 3: another batch size than exported
+        theirs = model.extract(images)
+    assert torch.allclose(ours.coarse, theirs.coarse, atol=1e-4)
+    assert torch.allclose(ours.fine, theirs.fine, atol=1e-4)
