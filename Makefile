@@ -79,6 +79,7 @@ openapi: setup
 plugin:
 	@rm -rf build/plugin && mkdir -p build/plugin
 	cp -rL hisem_qgis build/plugin/hisem_qgis
+	mkdir -p build/plugin/hisem_qgis/resources && cp -r resources/styles build/plugin/hisem_qgis/resources/
 	find build/plugin -name __pycache__ -prune -exec rm -rf {} +
 	cd build/plugin && rm -f ../../hisem_qgis.zip && python3 -m zipfile -c ../../hisem_qgis.zip hisem_qgis
 	@echo "hisem_qgis.zip (version $(PLUGIN_VERSION))"
