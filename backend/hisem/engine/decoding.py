@@ -24,7 +24,7 @@ import numpy as np
 
 NULL_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 
-# (memory (N, L, D) float32, tokens (N, T) int64 starting with <START>) -> log-probs (N, V)
+# (memory (N, ...) float32 — batch first, opaque otherwise —, tokens (N, T) int64 from <START>) -> log-probs (N, V)
 StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
@@ -42,8 +42,8 @@ class Hypothesis:
 
 
 def _check(memory: np.ndarray, max_len: int) -> None:
-    if memory.ndim != 3:
-        raise ValueError(f"memory must be (B, L, D), got shape {memory.shape}")
+    if memory.ndim < 2:
+        raise ValueError(f"memory must have a batch axis first and the step's own axes after it, got {memory.shape}")
     if max_len < 2:
         raise ValueError(f"max_len counts <START> and <END> and must be at least 2, got {max_len}")
 

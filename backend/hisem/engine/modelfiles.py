@@ -2,8 +2,8 @@
 
 A model folder holds two ONNX graphs per precision and ``model.json``::
 
-    MODEL_DIR/encoder.onnx          before, after (B, 3, S, S) raw 0-255 -> memory, change_prob, mask_logits
-    MODEL_DIR/decoder_step.onnx     memory (B, L, D), tokens (B, T) -> log_probs (B, V)
+    MODEL_DIR/encoder.onnx          before, after (B, 3, S, S) raw 0-255 -> cross_kv, change_prob, mask_logits
+    MODEL_DIR/decoder_step.onnx     cross_kv (B, 2 * layers, L, D), tokens (B, T) -> log_probs (B, V)
     MODEL_DIR/encoder.int8.onnx     the same graphs with int8 weights (optional)
     MODEL_DIR/decoder_step.int8.onnx
     MODEL_DIR/model.json            the metadata of the graphs, for listing models without opening them
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-FORMAT = "hisem-onnx-v1"
+FORMAT = "hisem-onnx-v2"  # v2: the encoder gives the decoder's cross-attention keys/values
 MODEL_CARD = "model.json"
 ENCODER, DECODER_STEP = "encoder", "decoder_step"
 GRAPHS = (ENCODER, DECODER_STEP)
@@ -28,8 +28,8 @@ PRECISIONS = ("fp32", "int8")
 
 # Graph input and output names: the contract between the exporter and the runners.
 ENCODER_INPUTS = ("before", "after")
-ENCODER_OUTPUTS = ("memory", "change_prob", "mask_logits")
-DECODER_INPUTS = ("memory", "tokens")
+ENCODER_OUTPUTS = ("cross_kv", "change_prob", "mask_logits")
+DECODER_INPUTS = ("cross_kv", "tokens")
 DECODER_OUTPUTS = ("log_probs",)
 
 

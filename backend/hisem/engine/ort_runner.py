@@ -90,7 +90,7 @@ class OrtRunner:
         return memory, change_prob[:, 1].astype(np.float32), sigmoid(mask_logits[:, 0])
 
     def step(self, memory: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        feeds = {"memory": np.ascontiguousarray(memory, dtype=np.float32),
+        feeds = {"cross_kv": np.ascontiguousarray(memory, dtype=np.float32),
                  "tokens": np.ascontiguousarray(tokens, dtype=np.int64)}
         return self._decoder.run(None, feeds)[0]
 

@@ -39,11 +39,12 @@ class Runner(Protocol):
     def providers(self) -> list[str]: ...
 
     def encode(self, before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """uint8 (B, 3, S, S) pairs -> memory (B, L, D), change_prob (B,), mask_prob (B, S, S) float32."""
+        """uint8 (B, 3, S, S) pairs -> memory (B, ...: what ``step`` takes; the decoder's cross-attention
+        keys/values), change_prob (B,), mask_prob (B, S, S) float32."""
         ...
 
     def step(self, memory: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        """memory (N, L, D), tokens (N, T) int64 from <START> -> next-token log-probs (N, V) float32."""
+        """memory (N, ...) from ``encode``, tokens (N, T) int64 from <START> -> next-token log-probs (N, V)."""
         ...
 
     def caption(

@@ -86,7 +86,7 @@ def export_graphs(model: HiSem, out_dir: Path, metadata: dict[str, Any], opset: 
     _save_with_metadata(program, out_dir / graph_filename(ENCODER), {**metadata, "graph": ENCODER})
 
     with torch.no_grad():
-        memory = encoder(*images)[0]  # (2, L, D)
+        memory = encoder(*images)[0]  # (2, 2 * layers, L, D): the cross-attention keys/values
     tokens = torch.tensor([[2, 4, 5], [2, 6, 3]], dtype=torch.long)
     # T from 1 (<START> alone) to max_len - 1 (the longest prefix that still predicts a token).
     length = torch.export.Dim("tokens", min=1, max=cfg.decoder.max_len - 1)
@@ -115,7 +115,7 @@ def verify_export(model: HiSem, model_dir: Path, atol: float = VERIFY_ATOL) -> f
     enc = ort.InferenceSession(str(model_dir / graph_filename(ENCODER)), providers=providers)
     dec = ort.InferenceSession(str(model_dir / graph_filename(DECODER_STEP)), providers=providers)
     got = enc.run(None, {"before": before.numpy(), "after": after.numpy()})
-    got += dec.run(None, {"memory": expected[0].numpy(), "tokens": tokens.numpy()})
+    got += dec.run(None, {"cross_kv": expected[0].numpy(), "tokens": tokens.numpy()})
     names = [*ENCODER_OUTPUTS, *DECODER_OUTPUTS]
     gaps = {n: float(np.abs(e.numpy() - r).max()) for n, e, r in zip(names, expected, got, strict=True)}
     log.info("ONNX Runtime vs PyTorch, largest differences: %s", {n: f"{v:.2g}" for n, v in gaps.items()})

@@ -62,12 +62,13 @@ def test_graph_contract_names_types_and_dynamic_axes(trained: TrainedModel) -> N
 
     f32, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
     enc = io(trained.model_dir / "encoder.onnx")
-    assert set(enc) == {"before", "after", "memory", "change_prob", "mask_logits"}
+    assert set(enc) == {"before", "after", "cross_kv", "change_prob", "mask_logits"}
     assert enc["before"][0] == f32 and enc["before"][1][1:] == [3, 64, 64]
     assert isinstance(enc["before"][1][0], str)  # symbolic batch
     assert enc["change_prob"][1][1] == 2 and enc["mask_logits"][1][1:] == [1, 64, 64]
     dec = io(trained.model_dir / "decoder_step.onnx")
-    assert set(dec) == {"memory", "tokens", "log_probs"}
+    assert set(dec) == {"cross_kv", "tokens", "log_probs"}
+    assert enc["cross_kv"][1][1:] == [2, 64, 64] and dec["cross_kv"][1][1:] == [2, 64, 64]
     assert dec["tokens"][0] == i64 and all(isinstance(d, str) for d in dec["tokens"][1])  # batch and T
     assert dec["log_probs"][0] == f32
 
