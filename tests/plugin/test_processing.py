@@ -24,6 +24,7 @@ from qgis.PyQt.QtGui import QImage
 
 import hisem_qgis
 from hisem_qgis.layers import PROVENANCE_PROPERTY
+from hisem_qgis.processing.caption_changes import RESULT_LAYER_PROPERTY
 from hisem_qgis.processing.provider import HisemProvider
 
 EPSG = "EPSG:32633"
@@ -121,7 +122,7 @@ def test_gsd_zero_takes_the_models_and_dates_are_kept(batch: list[tuple[dict[str
     models = server.client().get("/v1/models").json()
     gsd = next(m["gsd_m"] for m in models if m["id"] == model_id)
     provenance = run_table(batch[0][1])
-    assert provenance["parameters"]["gsd"] == pytest.approx(gsd)
+    assert provenance["parameters"]["gsd_m"] == pytest.approx(gsd)
     assert provenance["dates"] == {"before": "2019-05-01", "after": "2023-06-01"}
     assert provenance["layers"] == {"before": "before", "after": "after"}
 
@@ -159,7 +160,7 @@ def test_layers_load_styled_on_completion(provider: HisemProvider, server: servi
         scene, server, tmp_path / "loaded.gpkg", EXTENT=extent_text(sub_box(scene, 48, 48))))
     added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
     try:
-        by_name = {layer.customProperty("hisem/result_layer"): layer for layer in added}
+        by_name = {layer.customProperty(RESULT_LAYER_PROPERTY): layer for layer in added}
         assert set(by_name) == {"changes", "tiles"}
         changes = by_name["changes"]
         assert changes.renderer().type() == "graduatedSymbol", "the changes.qml style must be applied"

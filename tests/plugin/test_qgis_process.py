@@ -35,6 +35,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     values = dict(os.environ, HOME=str(root / "home"), QGIS_CUSTOM_CONFIG_PATH=str(root / "profile"),
                   QT_QPA_PLATFORM="offscreen", QGIS_PLUGINPATH=str(REPO))
     values.pop("PYTHONPATH", None)
+    enabled = subprocess.run([QGIS_PROCESS, "plugins", "enable", "hisem_qgis"], env=values, capture_output=True,
+                             text=True, timeout=120)
+    assert enabled.returncode == 0, enabled.stdout + enabled.stderr  # (it exits 1 when already enabled)
     return values
 
 
@@ -50,8 +53,6 @@ def run_json(env: dict[str, str], algorithm: str, params: dict[str, str]) -> dic
 
 def test_qgis_process_runs_caption_changes_then_export_map(server: service_support.Server, scene: Path,
                                                            env: dict[str, str], tmp_path: Path) -> None:
-    enabled = qgis_process(env, "plugins", "enable", "hisem_qgis")
-    assert enabled.returncode == 0, enabled.stdout + enabled.stderr
     listed = qgis_process(env, "list")
     assert "hisem:caption_changes" in listed.stdout and "hisem:export_map" in listed.stdout, listed.stdout[-2000:]
 
@@ -79,7 +80,6 @@ def test_qgis_process_runs_caption_changes_then_export_map(server: service_suppo
 
 
 def test_qgis_process_reports_a_missing_aoi(env: dict[str, str], scene: Path, tmp_path: Path) -> None:
-    assert qgis_process(env, "plugins", "enable", "hisem_qgis").returncode == 0
     done = qgis_process(env, "run", "hisem:caption_changes", "--", f"BEFORE={scene / 'before.tif'}",
                         f"AFTER={scene / 'after.tif'}", f"OUTPUT={tmp_path / 'x.gpkg'}")
     assert done.returncode != 0

@@ -3,7 +3,7 @@
 A model folder holds two ONNX graphs per precision and ``model.json``::
 
     MODEL_DIR/encoder.onnx          before, after (B, 3, S, S) raw 0-255 -> cross_kv, change_prob, mask_logits
-    MODEL_DIR/decoder_step.onnx     cross_kv (B, 2 * layers, L, D), tokens (B, T) -> log_probs (B, V)
+    MODEL_DIR/decoder_step.onnx     cross_kv (B, 2 * layers, H, L, D/H), tokens (B, T) -> log_probs (B, V)
     MODEL_DIR/encoder.int8.onnx     the same graphs with int8 weights (optional)
     MODEL_DIR/decoder_step.int8.onnx
     MODEL_DIR/model.json            the metadata of the graphs, for listing models without opening them

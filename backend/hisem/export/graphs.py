@@ -30,17 +30,21 @@ def _layers(model: HiSem) -> list[nn.TransformerDecoderLayer]:
 
 
 def cross_kv(model: HiSem, memory: Tensor) -> Tensor:
-    """memory (B, L, D) -> every decoder layer's cross-attention keys and values, (B, 2 * layers, L, D).
+    """memory (B, L, D) -> every decoder layer's cross-attention keys and values, (B, 2 * layers, H, L, D/H).
 
     They depend on the image pair only, so the encoder graph computes them once per tile instead of
-    the decoder step at every token. Batch first, so that decoding can reorder them like any memory.
+    the decoder step at every token; already split into heads, because ONNX Runtime materialises
+    every transpose (that copy was 40 % of a step). Batch first, so that decoding can reorder them
+    like any memory.
     """
-    d = memory.shape[-1]
+    b, n, d = memory.shape
     kv = []
     for layer in _layers(model):
-        weight, bias = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
-        kv.append(F.linear(memory, weight[d:2 * d], bias[d:2 * d]))
-        kv.append(F.linear(memory, weight[2 * d:], bias[2 * d:]))
+        mha = layer.multihead_attn
+        h = mha.num_heads
+        for part in (slice(d, 2 * d), slice(2 * d, 3 * d)):  # keys, values
+            projected = F.linear(memory, mha.in_proj_weight[part], mha.in_proj_bias[part])
+            kv.append(projected.view(b, n, h, d // h).transpose(1, 2))  # (B, H, L, D/H)
     return torch.stack(kv, dim=1)
 
 
@@ -65,12 +69,13 @@ class EncoderGraph(nn.Module):
 
 
 class DecoderStepGraph(nn.Module):
-    """cross_kv (B, 2 * layers, L, D), tokens (B, T) int64 -> log_probs (B, V) of the next token.
+    """cross_kv (B, 2 * layers, H, L, D/H), tokens (B, T) int64 -> log_probs (B, V) of the next token.
 
     The model's own decoder layers (post-norm ``nn.TransformerDecoderLayer``), written out so that
     cross-attention takes the keys/values the encoder graph already projected: that projection was
     ~40 % of a step and is identical at every step. The prefix itself is re-decoded at each step (no
-    self-attention cache), so the step stays stateless. ``model.decode`` gives the same numbers (tested).
+    self-attention cache), so the step stays stateless, but the last layer works for the last
+    position only. ``model.decode`` gives the same numbers (tested).
     """
 
     def __init__(self, model: HiSem) -> None:
@@ -83,9 +88,7 @@ class DecoderStepGraph(nn.Module):
         b, t, d = x.shape
         h = mha.num_heads
         q = F.linear(x, mha.in_proj_weight[:d], mha.in_proj_bias[:d]).view(b, t, h, d // h).transpose(1, 2)
-        k = k.view(b, -1, h, d // h).transpose(1, 2)
-        v = v.view(b, -1, h, d // h).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, H, T, D/H)
+        out = F.scaled_dot_product_attention(q, k, v)  # k, v (B, H, L, D/H) -> (B, H, T, D/H)
         return mha.out_proj(out.transpose(1, 2).reshape(b, t, d))
 
     def forward(self, kv: Tensor, tokens: Tensor) -> Tensor:
@@ -93,9 +96,18 @@ class DecoderStepGraph(nn.Module):
         t = tokens.shape[1]
         x = decoder.embed(tokens) + decoder.positions[:t]  # (B, T, D); dropout is off in eval
         causal = torch.triu(torch.ones(t, t, dtype=torch.bool, device=tokens.device), diagonal=1)
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            attended = layer.self_attn(x, x, x, attn_mask=causal, is_causal=True, need_weights=False)[0]
-            x = layer.norm1(x + attended)
+            if i == last:
+                # Only the last position's output is asked for: the last layer queries with it alone
+                # (keys and values still span the prefix; the last token sees all of it, so no mask),
+                # which divides the last layer's attention queries, FFN and head work by T.
+                query = x[:, -1:]
+                attended = layer.self_attn(query, x, x, need_weights=False)[0]
+            else:
+                query = x
+                attended = layer.self_attn(x, x, x, attn_mask=causal, is_causal=True, need_weights=False)[0]
+            x = layer.norm1(query + attended)
             x = layer.norm2(x + self._cross(layer, x, kv[:, 2 * i], kv[:, 2 * i + 1]))
             x = layer.norm3(x + layer.linear2(layer.activation(layer.linear1(x))))
         if decoder.decoder.norm is not None:

@@ -20,7 +20,7 @@ def test_cached_step_equals_the_models_decoder() -> None:
         expected = torch.log_softmax(model.decode(memory, tokens)[:, -1], dim=-1)
         kv = cross_kv(model, memory)
         got = DecoderStepGraph(model).eval()(kv, tokens)
-    assert kv.shape == (3, 4, 16, model.cfg.dim)  # 2 layers x (keys, values)
+    assert kv.shape == (3, 4, 4, 16, model.cfg.dim // 4)  # 2 layers x (keys, values), 4 heads
     assert torch.allclose(got, expected, atol=1e-5)
     for t in range(1, tokens.shape[1]):  # every prefix length, as decoding feeds them
         with torch.no_grad():
