@@ -1,5 +1,5 @@
 # HiSem for QGIS — every entry point a developer or CI needs.
-#   make demo    set everything up and show the chain that exists working
+#   make demo    set up, then caption a synthetic town through qgis_process and export its map (demo-out/)
 #   make test    set up when needed, then one pytest run (backend + plugin, real QGIS offscreen)
 #   make setup   apt packages, .venv, pinned Python packages, editable backend (idempotent)
 #   make lint    ruff
@@ -61,16 +61,71 @@ bench: setup
 	$(RUN_ENV) $(VENV)/bin/hisem bench serve -o bench-out/serve.json
 	@echo "figures in bench-out/; docs/benchmarks.md records them with the machine they came from"
 
-# Until the HTTP backend and the plugin's Processing algorithms land, the demo runs the chain that
-# exists: synthesise LEVIR-CC-style pairs -> train the tiny preset -> evaluate on the test split.
+# The whole chain as an analyst's script would run it: a synthetic town in two CRSs -> `hisem serve`
+# -> qgis_process hisem:caption_changes -> hisem:export_map. qgis_process finds the plugin through
+# QGIS_PLUGINPATH (the repository root holds hisem_qgis/) and `plugins enable` in the sandbox profile.
+# With no model installed (resources/models/ is made by `make train-default`), a tiny model is trained
+# for the demo and the demo says so. One shell, so that the trap stops the backend on any failure.
+DEMO := $(CURDIR)/demo-out
+DEMO_ENV := $(RUN_ENV) QGIS_PLUGINPATH=$(CURDIR)
+QGIS_PROCESS := qgis_process.bin
+# Line-buffered, so that progress shows as it happens and a crash does not swallow what was printed.
+QGIS_PROCESS_RUN := stdbuf -oL -eL $(QGIS_PROCESS) run
+QUIET_QGIS := grep --line-buffered -v -e '^QStandardPaths' -e 'setapi() is deprecated'
 demo: setup
-	@mkdir -p demo-out
-	$(RUN_ENV) $(VENV)/bin/hisem synth --out demo-out/synth --pairs 400 --seed 7 --size 64
-	$(RUN_ENV) $(VENV)/bin/hisem train --data demo-out/synth --preset tiny --out demo-out/run-tiny \
-		--epochs 6 --batch-size 32 --lr 1e-3
-	$(RUN_ENV) $(VENV)/bin/hisem evaluate --model demo-out/run-tiny --data demo-out/synth --split test \
-		-o demo-out/report.json
-	@echo "demo: report written to demo-out/report.json (tiny model, 64 px synthetic pairs)"
+	@set -euo pipefail; \
+	export $(DEMO_ENV); \
+	mkdir -p "$$HOME" "$$QGIS_CUSTOM_CONFIG_PATH" $(DEMO); \
+	echo "demo: 1/5 a synthetic town, 1000 m a side: before in EPSG:32633, after warped to EPSG:3857"; \
+	$(VENV)/bin/hisem synth --scene $(DEMO)/town --size-m 1000 --seed 7 --after-crs EPSG:3857 --overwrite; \
+	serve_models=(); \
+	if [ "$$($(VENV)/bin/hisem models --json | $(PY) -c 'import json,sys; print(len(json.load(sys.stdin)["models"]))')" = 0 ]; then \
+		echo "demo: NO MODEL INSTALLED (the default, hisem-lite-synthetic-v1, comes from 'make train-default')"; \
+		echo "demo: training a tiny stand-in model for this demo: its captions are NOT meaningful"; \
+		if [ ! -f $(DEMO)/models/demo-tiny/model.json ]; then \
+			$(VENV)/bin/hisem synth --out $(DEMO)/tiny-data --pairs 200 --size 64 --seed 1 --overwrite --no-progress; \
+			$(VENV)/bin/hisem train --data $(DEMO)/tiny-data --preset tiny --out $(DEMO)/tiny-run --epochs 2; \
+			$(VENV)/bin/hisem export --model $(DEMO)/tiny-run -o $(DEMO)/models/demo-tiny --id demo-tiny; \
+		fi; \
+		serve_models=(--models $(DEMO)/models); \
+	fi; \
+	port=$$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	url=http://127.0.0.1:$$port; \
+	echo "demo: 2/5 starting hisem serve at $$url (log: demo-out/serve.log)"; \
+	$(VENV)/bin/hisem serve --port $$port --jobs-dir $(DEMO)/jobs "$${serve_models[@]}" >$(DEMO)/serve.log 2>&1 & \
+	pid=$$!; \
+	trap 'kill -INT $$pid 2>/dev/null && wait $$pid 2>/dev/null; echo "demo: backend stopped"' EXIT; \
+	for i in $$(seq 240); do \
+		if $(PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' $$url/v1/health 2>/dev/null; then break; fi; \
+		kill -0 $$pid 2>/dev/null || { echo "demo: hisem serve exited:"; tail -20 $(DEMO)/serve.log; exit 1; }; \
+		sleep 0.5; \
+	done; \
+	model=$$($(PY) -c 'import json, sys, urllib.request; print(json.load(urllib.request.urlopen(sys.argv[1]))["model"])' $$url/v1/health); \
+	echo "demo: model used: $$model"; \
+	$(QGIS_PROCESS) plugins enable hisem_qgis >/dev/null 2>&1 || true; \
+	$(QGIS_PROCESS) list 2>/dev/null | grep "hisem:caption_changes" >/dev/null \
+		|| { echo "demo: qgis_process does not see the hisem_qgis plugin (QGIS_PLUGINPATH=$(CURDIR))"; exit 1; }; \
+	extent=$$($(PY) -c 'import sys; from osgeo import gdal; d = gdal.Open(sys.argv[1]); x, w, _, y, _, h = d.GetGeoTransform(); print(f"{x},{x + w * d.RasterXSize},{y + h * d.RasterYSize},{y} [EPSG:32633]")' $(DEMO)/town/before.tif); \
+	echo "demo: 3/5 qgis_process run hisem:caption_changes over $$extent"; \
+	$(QGIS_PROCESS_RUN) hisem:caption_changes -- BEFORE=$(DEMO)/town/before.tif AFTER=$(DEMO)/town/after.tif \
+		"EXTENT=$$extent" BEFORE_DATE=2020-06-01 AFTER_DATE=2024-06-01 BACKEND_URL=$$url \
+		OUTPUT=$(DEMO)/changes.gpkg 2>&1 | $(QUIET_QGIS) \
+		|| { echo "demo: hisem:caption_changes failed (backend log: demo-out/serve.log)"; exit 1; }; \
+	echo "demo: 4/5 qgis_process run hisem:export_map"; \
+	$(QGIS_PROCESS_RUN) hisem:export_map -- INPUT=$(DEMO)/changes.gpkg BEFORE=$(DEMO)/town/before.tif \
+		AFTER=$(DEMO)/town/after.tif "TITLE=Synthetic town: changes 2020-06-01 → 2024-06-01 ($$model)" \
+		OUTPUT_PDF=$(DEMO)/map.pdf OUTPUT_PNG=$(DEMO)/map.png 2>&1 | $(QUIET_QGIS) \
+		|| { echo "demo: hisem:export_map failed"; exit 1; }; \
+	echo "demo: 5/5 results (model $$model)"; \
+	$(PY) -c 'import sys; from osgeo import ogr; ds = ogr.Open(sys.argv[1]); \
+		print("changes:", ds.GetLayerByName("changes").GetFeatureCount()); \
+		rows = ds.ExecuteSQL(sys.argv[2]); \
+		print("\n".join(f"caption {i}: {f.GetField(0)}" for i, f in enumerate(rows, 1))); \
+		ds.ReleaseResultSet(rows)' $(DEMO)/changes.gpkg \
+		"SELECT caption FROM (SELECT caption, MAX(score) AS s, 0 AS k FROM changes GROUP BY caption \
+		UNION ALL SELECT caption, MAX(change_score), 1 FROM tiles WHERE changed = 1 GROUP BY caption) \
+		GROUP BY caption ORDER BY MIN(k), MAX(s) DESC LIMIT 3"; \
+	for f in changes.gpkg map.pdf map.png; do test -s $(DEMO)/$$f || { echo "demo: $$f is missing"; exit 1; }; echo "demo-out/$$f"; done
 
 # docs/openapi.json is generated from the code; a test fails when it drifts.
 openapi: setup
@@ -79,7 +134,7 @@ openapi: setup
 plugin:
 	@rm -rf build/plugin && mkdir -p build/plugin
 	cp -rL hisem_qgis build/plugin/hisem_qgis
-	mkdir -p build/plugin/hisem_qgis/resources && cp -r resources/styles build/plugin/hisem_qgis/resources/
+	mkdir -p build/plugin/hisem_qgis/resources && cp -r resources/styles resources/layouts build/plugin/hisem_qgis/resources/
 	find build/plugin -name __pycache__ -prune -exec rm -rf {} +
 	cd build/plugin && rm -f ../../hisem_qgis.zip && python3 -m zipfile -c ../../hisem_qgis.zip hisem_qgis
 	@echo "hisem_qgis.zip (version $(PLUGIN_VERSION))"

@@ -17,19 +17,23 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsGeometry,
     QgsProject,
+    QgsProviderRegistry,
     QgsTask,
+    QgsVectorLayer,
     QgsWkbTypes,
 )
 from qgis.gui import QgisInterface, QgsRubberBand
-from qgis.PyQt.QtCore import QObject
+from qgis.PyQt.QtCore import QObject, Qt
 from qgis.PyQt.QtGui import QColor
-from qgis.PyQt.QtWidgets import QApplication
+from qgis.PyQt.QtWidgets import QApplication, QFileDialog, QMessageBox
 
 from . import aoi as aoi_tools
 from .backend import BackendClient, BackendError, LocalBackend
 from .diagnostics import diagnostics_report
 from .dock import AOI_CANVAS, AOI_LAYER, AOI_POLYGON, AOI_RECTANGLE, AOI_SELECTION, HisemDock
+from .export import ExportError, export_map
 from .pairing import PairingError, estimate
+from .review import ReviewPanel
 from .settings import PluginSettings
 from .task import CaptionTask
 from .workflow import CaptionOutcome, CaptionRequest, LayerSource
@@ -59,12 +63,16 @@ class DockController(QObject):
         self.local_backend = LocalBackend()
         self._tool: Any = None
         self._aoi_band: QgsRubberBand | None = None
+        self.last_gpkg: Path | None = None  # the last run's result: what Review and Export work on
+        self.review_panel: ReviewPanel | None = None
         dock.aoiRequested.connect(self.request_aoi)
         dock.checkBackendRequested.connect(self.check_backend)
         dock.startBackendRequested.connect(self.start_backend)
         dock.runRequested.connect(self.run)
         dock.cancelRequested.connect(self.cancel)
         dock.diagnosticsRequested.connect(self.copy_diagnostics)
+        dock.reviewRequested.connect(self.review)
+        dock.exportRequested.connect(self.export)
         dock.before_combo.layerChanged.connect(lambda _layer: self.update_estimate())
         self._unloaded = False
 
@@ -248,6 +256,7 @@ class DockController(QObject):
 
     def _succeeded(self, outcome: CaptionOutcome) -> None:
         self.task = None
+        self.last_gpkg = Path(outcome.gpkg)
         if self._unloaded:
             return
         self.dock.set_running(False)
@@ -261,8 +270,76 @@ class DockController(QObject):
         self.dock.set_running(False)
         self._message(message, Qgis.MessageLevel.Info if cancelled else Qgis.MessageLevel.Critical, 0)
 
+    # -- results ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _gpkg_of(layer: QgsVectorLayer) -> Path | None:
+        """The GeoPackage of a HiSem ``changes`` layer, None for any other layer."""
+        parts = QgsProviderRegistry.instance().decodeUri(layer.providerType(), layer.source())
+        is_changes = layer.fields().indexOf("change_id") >= 0 and layer.fields().indexOf("caption") >= 0
+        return Path(parts["path"]) if is_changes and parts.get("path", "").lower().endswith(".gpkg") else None
+
+    def _changes_layer(self) -> QgsVectorLayer | None:
+        """The project's layer of the last result's changes, else the active layer if it is one."""
+        layers = [layer for layer in self.project.mapLayers().values() if isinstance(layer, QgsVectorLayer)]
+        last = next((layer for layer in layers if self.last_gpkg is not None
+                     and self._gpkg_of(layer) == self.last_gpkg), None)
+        active = self.iface.activeLayer()
+        if last is None and isinstance(active, QgsVectorLayer) and self._gpkg_of(active) is not None:
+            return active
+        return last
+
+    def review(self) -> ReviewPanel | None:
+        layer = self._changes_layer()
+        if layer is None:
+            self._message("nothing to review: run Caption changes first, or select a HiSem changes layer")
+            return None
+        if self.review_panel is not None:
+            self.iface.removeDockWidget(self.review_panel)
+            self.review_panel.deleteLater()
+        self.review_panel = ReviewPanel(self.iface, layer, self.iface.mainWindow())
+        self.iface.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.review_panel)
+        return self.review_panel
+
+    def export(self, pdf: Path | None = None, current_view: bool | None = None) -> list[Path]:
+        """PDF and PNG of the last result; asks for the file and the extent unless given (tests, scripts)."""
+        layer = self._changes_layer()
+        gpkg = self._gpkg_of(layer) if layer is not None else self.last_gpkg
+        if gpkg is None:
+            self._message("no result to map: run Caption changes first, or select a HiSem changes layer")
+            return []
+        if pdf is None:
+            path, _filter = QFileDialog.getSaveFileName(self.dock, "Export the map", str(gpkg.with_suffix(".pdf")),
+                                                        "PDF (*.pdf)")
+            if not path:
+                return []
+            pdf = Path(path)
+        if current_view is None:
+            current_view = QMessageBox.question(
+                self.dock, TITLE, "Map the current view of the map canvas?\n\nNo: the whole area analysed.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+        canvas = self.iface.mapCanvas()
+        pdf = pdf.with_suffix(".pdf")
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            written = export_map(gpkg, self.dock.before_layer(), self.dock.after_layer(), pdf, pdf.with_suffix(".png"),
+                                 extent=canvas.extent() if current_view else None,
+                                 extent_crs=canvas.mapSettings().destinationCrs() if current_view else None)
+        except (ExportError, OSError, ValueError) as exc:
+            self._message(f"the map was not exported: {exc}", Qgis.MessageLevel.Critical, 0)
+            return []
+        finally:
+            QApplication.restoreOverrideCursor()
+        self._message("map saved: " + ", ".join(str(p) for p in written), Qgis.MessageLevel.Success, 10)
+        return written
+
     def unload(self) -> None:
         self._unloaded = True
+        if self.review_panel is not None:
+            self.iface.removeDockWidget(self.review_panel)
+            self.review_panel.deleteLater()
+            self.review_panel = None
         canvas = self.iface.mapCanvas()
         if self._tool is not None and canvas.mapTool() is self._tool:
             canvas.unsetMapTool(self._tool)

@@ -18,6 +18,7 @@ from qgis.PyQt.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QGridLayout,
+    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -60,6 +61,8 @@ class HisemDock(QDockWidget):
     runRequested = pyqtSignal()
     cancelRequested = pyqtSignal()
     diagnosticsRequested = pyqtSignal()
+    reviewRequested = pyqtSignal()
+    exportRequested = pyqtSignal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(plugin_name(), parent)
@@ -76,6 +79,7 @@ class HisemDock(QDockWidget):
         column.addWidget(self._backend_section(body))
         column.addWidget(self._output_section(body))
         column.addLayout(self._run_row(body))
+        column.addWidget(self._results_section(body))
         self.version_label = QLabel(f"{plugin_name()} {plugin_version()}", body)
         self.version_label.setAlignment(Qt.AlignmentFlag.AlignRight)
         column.addWidget(self.version_label)
@@ -222,6 +226,23 @@ class HisemDock(QDockWidget):
         self.diagnostics_button.clicked.connect(self.diagnosticsRequested)
         column.addWidget(self.diagnostics_button)
         return column
+
+    def _results_section(self, parent: QWidget) -> QGroupBox:
+        """What follows a run: not a setting, so a plain box below the progress, always open."""
+        box = QGroupBox("Results", parent)
+        box.setObjectName("hisemResultsSection")
+        row = QHBoxLayout(box)
+        self.review_button = QPushButton("Review changes…", box)
+        self.review_button.setToolTip("Accept, reject or correct the captions of the last result (or of the "
+                                      "selected changes layer); stored in its GeoPackage")
+        self.review_button.clicked.connect(self.reviewRequested)
+        self.export_button = QPushButton("Export map…", box)
+        self.export_button.setToolTip("An A4 map of the last result as PDF and PNG: before and after side by side, "
+                                      "numbered changes and their captions")
+        self.export_button.clicked.connect(self.exportRequested)
+        row.addWidget(self.review_button)
+        row.addWidget(self.export_button)
+        return box
 
     # -- small builders --------------------------------------------------------------------------
 

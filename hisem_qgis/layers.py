@@ -26,7 +26,12 @@ _CHANGE_FIELDS = (
     ("caption", ogr.OFTString, ogr.OFSTNone),
     ("score", ogr.OFTReal, ogr.OFSTNone),
     ("tile_index", ogr.OFTInteger, ogr.OFSTNone),
+    # The analyst's review (review.py): "pending" until accepted or rejected; the corrected caption; when (UTC).
+    ("review_status", ogr.OFTString, ogr.OFSTNone),
+    ("caption_reviewed", ogr.OFTString, ogr.OFSTNone),
+    ("reviewed_at", ogr.OFTString, ogr.OFSTNone),
 )
+REVIEW_PENDING = "pending"
 _TILE_FIELDS = (
     ("tile_index", ogr.OFTInteger, ogr.OFSTNone),
     ("changed", ogr.OFTInteger, ogr.OFSTBoolean),
@@ -73,7 +78,8 @@ def _geometry(feature: Mapping[str, Any], where: str, target: int) -> ogr.Geomet
 def _values(props: Mapping[str, Any], kind: str, feature_id: int) -> dict[str, Any]:
     if kind == "change":
         return {"change_id": props.get("change_id", feature_id), "area_m2": props.get("area_m2"),
-                "caption": props.get("caption"), "score": props.get("score"), "tile_index": props.get("tile_index")}
+                "caption": props.get("caption"), "score": props.get("score"), "tile_index": props.get("tile_index"),
+                "review_status": REVIEW_PENDING, "caption_reviewed": None, "reviewed_at": None}
     return {"tile_index": props.get("tile_index"), "changed": int(bool(props.get("changed"))),
             "change_score": props.get("change_score"), "caption": props.get("caption"),
             "caption_score": props.get("caption_score"),
@@ -89,6 +95,8 @@ def _create_layer(ds: ogr.DataSource, name: str, srs: osr.SpatialReference | Non
     for field_name, field_type, subtype in fields:
         definition = ogr.FieldDefn(field_name, field_type)
         definition.SetSubType(subtype)
+        if field_name == "review_status":
+            definition.SetDefault(f"'{REVIEW_PENDING}'")  # features added by hand start pending too
         if layer.CreateField(definition) != 0:
             raise OSError(f"cannot create field {name}.{field_name}: {gdal.GetLastErrorMsg()}")
     return layer
@@ -136,8 +144,9 @@ def write_result_gpkg(result: dict, gpkg_path: Path, overwrite: bool = False) ->
     """Write the result as layers ``changes`` and ``tiles`` and the table ``run``; returns the path.
 
     Written to a temporary file beside the target and renamed into place (atomic on one file
-    system): a failure leaves nothing at ``gpkg_path`` and never destroys a previous result. OGR
-    only, so it can run in a worker thread.
+    system): a failure leaves nothing at ``gpkg_path`` and never destroys a previous result. The
+    QML styles go into the file's ``layer_styles`` table before the rename, so every result opens
+    styled in a fresh QGIS. OGR plus layers private to this call, so it can run in a worker thread.
     """
     path = Path(gpkg_path)
     if path.exists() and not overwrite:
@@ -152,7 +161,10 @@ def write_result_gpkg(result: dict, gpkg_path: Path, overwrite: bool = False) ->
             raise OSError(f"cannot create a GeoPackage in {path.parent}: {gdal.GetLastErrorMsg() or 'not writable?'}")
         _fill(ds, result)
         ds.FlushCache()
-        ds = None  # close: SQLite finishes its journal before the rename
+        ds = None  # close: SQLite finishes its journal before the styles and the rename
+        from .export import save_styles_in_gpkg  # export.py imports this module
+
+        save_styles_in_gpkg(tmp)
         os.replace(tmp, path)
     except RuntimeError as exc:  # GDAL in exceptions mode (another module may have turned it on)
         ds = None

@@ -413,8 +413,8 @@ def _write_blocks(name: str, provider: QgsRasterDataProvider, grid: PairGrid, tm
 def _write_colour_block(ds: gdal.Dataset, projector: QgsRasterProjector, x: int, y: int, extent: QgsRectangle,
                         w: int, h: int, feedback: QgsRasterBlockFeedback, name: str, tmp: Path) -> None:
     """An ARGB block (XYZ/WMS, or a palette's colours) as RGBA bytes: Qt un-premultiplies and interleaves."""
-    data, line = _image_bytes(_read(projector, 1, extent, w, h, feedback, name).image(),
-                              QImage.Format.Format_RGBA8888)
+    block = _read(projector, 1, extent, w, h, feedback, name)  # alive until its pixels are copied
+    data, line = _image_bytes(block.image(), QImage.Format.Format_RGBA8888)
     _check(ds.WriteRaster(x, y, w, h, data, w, h, gdal.GDT_Byte, [1, 2, 3, 4],
                           buf_pixel_space=4, buf_line_space=line, buf_band_space=1), tmp)
 
@@ -425,12 +425,14 @@ def _write_data_block(ds: gdal.Dataset, projector: QgsRasterProjector, mask_proj
     """Raw values of each band, then the validity mask from the mask renderer's alpha."""
     type_size = gdal.GetDataTypeSize(gdal_type) // 8
     for i, b in enumerate(bands, start=1):
-        data = bytes(_read(projector, b, extent, w, h, feedback, name).data())
+        block = _read(projector, b, extent, w, h, feedback, name)
+        data = bytes(block.data())  # data() points into the block: copy it while the block lives
+        del block
         if len(data) != w * h * type_size:
             raise PairingError(f"layer {name!r}: band {b} gave {len(data)} bytes for a {w} x {h} block")
         _check(ds.GetRasterBand(i).WriteRaster(x, y, w, h, data, w, h, gdal_type), tmp)
-    mask, line = _image_bytes(_read(mask_projector, 1, extent, w, h, feedback, name).image(),
-                              QImage.Format.Format_Alpha8)
+    mask_block = _read(mask_projector, 1, extent, w, h, feedback, name)
+    mask, line = _image_bytes(mask_block.image(), QImage.Format.Format_Alpha8)
     _check(ds.GetRasterBand(1).GetMaskBand().WriteRaster(x, y, w, h, mask, w, h, gdal.GDT_Byte,
                                                          buf_pixel_space=1, buf_line_space=line), tmp)
 

@@ -1,9 +1,10 @@
-"""Plugin lifecycle: toolbar button and menu entry that show the HiSem dock and its controller."""
+"""Plugin lifecycle: toolbar button and menu entry that show the HiSem dock, and the Processing provider."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from qgis.core import QgsApplication
 from qgis.gui import QgisInterface
 from qgis.PyQt.QtCore import Qt
 from qgis.PyQt.QtGui import QIcon
@@ -12,6 +13,7 @@ from qgis.PyQt.QtWidgets import QAction
 from .controller import DockController
 from .dock import HisemDock
 from .metadata_info import plugin_name
+from .processing.provider import HisemProvider
 
 ICON_PATH = Path(__file__).resolve().parent / "icon.svg"
 MENU = "&HiSem"
@@ -25,8 +27,16 @@ class HisemPlugin:
         self.action: QAction | None = None
         self.dock: HisemDock | None = None
         self.controller: DockController | None = None
+        self.provider: HisemProvider | None = None
+
+    def initProcessing(self) -> None:
+        """Register the ``hisem`` provider; QGIS calls this for qgis_process too (hasProcessingProvider=yes)."""
+        if self.provider is None:
+            self.provider = HisemProvider()
+            QgsApplication.processingRegistry().addProvider(self.provider)
 
     def initGui(self) -> None:
+        self.initProcessing()  # the desktop calls only initGui
         self.action = QAction(QIcon(str(ICON_PATH)), f"{plugin_name()}…", self.iface.mainWindow())
         self.action.setObjectName("hisemShowDock")
         self.action.setCheckable(True)
@@ -35,6 +45,9 @@ class HisemPlugin:
         self.iface.addPluginToRasterMenu(MENU, self.action)
 
     def unload(self) -> None:
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None
         if self.action is not None:
             self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeToolBarIcon(self.action)

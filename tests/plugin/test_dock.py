@@ -50,7 +50,7 @@ def dock(qgis_iface: Any) -> Iterator[HisemDock]:
 
 
 @pytest.fixture()
-def layers(tmp_path: Path, qgis_iface: Any) -> Iterator[dict[str, Any]]:
+def layers(tmp_path: Path, qgis_iface: Any, qgis_new_project: Any) -> Iterator[dict[str, Any]]:
     rasters = {name: QgsRasterLayer(str(make_raster(tmp_path / f"{name}.tif")), name)
                for name in ("ortho_2019-05-01", "S2_20230415T101021")}
     polygons = QgsVectorLayer("Polygon?crs=EPSG:32633", "fields", "memory")

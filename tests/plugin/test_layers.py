@@ -78,7 +78,7 @@ def test_write_result_gpkg(tmp_path: Path) -> None:
     assert changes.GetSpatialRef().IsSame(expected_srs) and tiles.GetSpatialRef().IsSame(expected_srs)
     change_defn = changes.GetLayerDefn()
     assert [change_defn.GetFieldDefn(i).GetName() for i in range(change_defn.GetFieldCount())] == [
-        "change_id", "area_m2", "caption", "score", "tile_index"]
+        "change_id", "area_m2", "caption", "score", "tile_index", "review_status", "caption_reviewed", "reviewed_at"]
     tile_defn = tiles.GetLayerDefn()
     assert [tile_defn.GetFieldDefn(i).GetName() for i in range(tile_defn.GetFieldCount())] == [
         "tile_index", "changed", "change_score", "caption", "caption_score", "alternatives"]

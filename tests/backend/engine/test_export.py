@@ -68,7 +68,7 @@ def test_graph_contract_names_types_and_dynamic_axes(trained: TrainedModel) -> N
     assert enc["change_prob"][1][1] == 2 and enc["mask_logits"][1][1:] == [1, 64, 64]
     dec = io(trained.model_dir / "decoder_step.onnx")
     assert set(dec) == {"cross_kv", "tokens", "log_probs"}
-    assert enc["cross_kv"][1][1:] == [2, 8, 64, 8] and dec["cross_kv"][1][1:] == [2, 8, 64, 8]
+    assert enc["cross_kv"][1][1:] == [2, 4, 64, 16] and dec["cross_kv"][1][1:] == [2, 4, 64, 16]
     assert dec["tokens"][0] == i64 and all(isinstance(d, str) for d in dec["tokens"][1])  # batch and T
     assert dec["log_probs"][0] == f32
 

@@ -23,8 +23,8 @@ def test_encoder_outputs_match(ort_fp32, torch_runner, held_out, batch: int) -> 
     _, before, after = held_out
     got = ort_fp32.encode(before[:batch], after[:batch])
     expected = torch_runner.encode(before[:batch], after[:batch])
-    # cross_kv (B, 2 * layers, H, L, D/H): one decoder layer, 8 heads, L = 8 * 8, D = 64
-    shapes = [(batch, 2, 8, 64, 8), (batch,), (batch, 64, 64)]
+    # cross_kv (B, 2 * layers, H, L, D/H): one decoder layer, 4 heads (tiny), L = 8 * 8, D = 64
+    shapes = [(batch, 2, 4, 64, 16), (batch,), (batch, 64, 64)]
     for name, g, e, shape in zip(("cross_kv", "change_prob", "mask_prob"), got, expected, shapes, strict=True):
         assert g.dtype == e.dtype == np.float32 and g.shape == e.shape == shape, name
         np.testing.assert_allclose(g, e, rtol=0, atol=ATOL, err_msg=name)
