@@ -179,7 +179,9 @@ class DockController(QObject):
     def start_backend(self) -> None:
         """``hisem serve`` on the URL's port, started and waited for in a task (the model loads for seconds)."""
         port = urlparse(self.dock.backend_url()).port or 8765
-        path = self.settings.hisem_path
+        path = self.dock.hisem_path() or self.settings.hisem_path
+        self.settings.hisem_path = path
+        self.settings.save()
         backend = self.local_backend
         self.dock.set_backend_status(f"starting hisem serve on port {port}…", True)
 

@@ -183,6 +183,11 @@ class HisemDock(QDockWidget):
         self.backend_status_label.setWordWrap(True)
         self.backend_status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         form.addRow("Status", self.backend_status_label)
+        self.hisem_path_widget = QgsFileWidget(box)
+        self.hisem_path_widget.setStorageMode(QgsFileWidget.StorageMode.GetFile)
+        self.hisem_path_widget.setToolTip("The `hisem` command that Start local backend runs "
+                                          "(e.g. /path/to/venv/bin/hisem); found on PATH when empty")
+        form.addRow("hisem command", self.hisem_path_widget)
         row = QHBoxLayout()
         self.check_button = QPushButton("Check", box)
         self.check_button.clicked.connect(self.checkBackendRequested)
@@ -388,6 +393,10 @@ class HisemDock(QDockWidget):
         self.beam_spin.setValue(settings.beam)
         self.threshold_spin.setValue(settings.threshold)
         self.max_tiles_spin.setValue(settings.max_tiles)
+        self.hisem_path_widget.setFilePath(settings.hisem_path)
+
+    def hisem_path(self) -> str:
+        return self.hisem_path_widget.filePath().strip()
 
     def update_settings(self, settings: PluginSettings) -> PluginSettings:
         """Copy what the analyst chose into ``settings`` (to be saved by the caller)."""
@@ -399,4 +408,5 @@ class HisemDock(QDockWidget):
         settings.beam = self.beam_spin.value()
         settings.threshold = self.threshold_spin.value()
         settings.max_tiles = self.max_tiles_spin.value()
+        settings.hisem_path = self.hisem_path() or settings.hisem_path
         return settings

@@ -234,3 +234,13 @@ def test_settings_round_trip_through_qgssettings_and_the_dock(dock: HisemDock, t
     assert dock.model_id() == "hisem-base-levircc"  # the last-used model, not the backend's default
     dock.threshold_spin.setValue(0.6)
     assert dock.update_settings(again).threshold == pytest.approx(0.6)
+
+
+def test_hisem_command_path_round_trips_through_settings(dock: HisemDock, tmp_path: Path) -> None:
+    from hisem_qgis.settings import PluginSettings
+
+    settings = PluginSettings(hisem_path=str(tmp_path / "venv" / "bin" / "hisem"))
+    dock.apply_settings(settings)
+    assert dock.hisem_path() == settings.hisem_path
+    dock.hisem_path_widget.setFilePath("/opt/hisem/bin/hisem")
+    assert dock.update_settings(PluginSettings()).hisem_path == "/opt/hisem/bin/hisem"
