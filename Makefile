@@ -6,6 +6,7 @@
 #   make bench   benchmarks; figures printed and written to bench-out/
 #   make plugin  hisem_qgis.zip for QGIS's "Install from ZIP"
 #   make openapi regenerate docs/openapi.json from the service code
+#   make screenshot  docs/screenshots/dock.png: the real QGIS under Xvfb, the dock and results
 #   make train-default  reproduce the shipped default model end to end (hours on a CPU; see docs/training.md)
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ RUN_ENV := HOME=$(SANDBOX)/home QGIS_CUSTOM_CONFIG_PATH=$(SANDBOX)/profile QT_QP
 
 PLUGIN_VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
 
-.PHONY: help setup test lint bench demo plugin clean train-default openapi
+.PHONY: help setup test lint bench demo plugin clean train-default openapi screenshot
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -126,6 +127,27 @@ demo: setup
 		UNION ALL SELECT caption, MAX(change_score), 1 FROM tiles WHERE changed = 1 GROUP BY caption) \
 		GROUP BY caption ORDER BY MIN(k), MAX(s) DESC LIMIT 3"; \
 	for f in changes.gpkg map.pdf map.png; do test -s $(DEMO)/$$f || { echo "demo: $$f is missing"; exit 1; }; echo "demo-out/$$f"; done
+
+# docs/screenshots/dock.png (README): the real QGIS under Xvfb with the plugin's dock and a run's results
+# on the map, driven by docs/screenshots/dock_screenshot.py against a backend started here.
+SHOT := $(CURDIR)/build/screenshot
+screenshot: setup
+	@set -euo pipefail; \
+	export $(RUN_ENV); \
+	mkdir -p "$$HOME" "$$QGIS_CUSTOM_CONFIG_PATH" $(SHOT)/profiles; \
+	$(VENV)/bin/hisem synth --scene $(SHOT)/town --size-m 512 --seed 5 --overwrite; \
+	port=$$($(PY) -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'); \
+	$(VENV)/bin/hisem serve --port $$port --jobs-dir $(SHOT)/jobs >$(SHOT)/serve.log 2>&1 & \
+	pid=$$!; \
+	trap 'kill -INT $$pid 2>/dev/null && wait $$pid 2>/dev/null' EXIT; \
+	for i in $$(seq 240); do \
+		$(PY) -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+			http://127.0.0.1:$$port/v1/health 2>/dev/null && break; sleep 0.5; \
+	done; \
+	env -u QT_QPA_PLATFORM HISEM_SHOT_SCENE=$(SHOT)/town HISEM_SHOT_URL=http://127.0.0.1:$$port \
+		HISEM_SHOT_OUT=$(CURDIR)/docs/screenshots/dock.png HISEM_SHOT_REPO=$(CURDIR) \
+		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --nologo --noversioncheck \
+		--profiles-path $(SHOT)/profiles --code docs/screenshots/dock_screenshot.py
 
 # docs/openapi.json is generated from the code; a test fails when it drifts.
 openapi: setup
