@@ -168,7 +168,7 @@ def _outlined(changes: QgsVectorLayer) -> None:
         renderer.updateRangeSymbol(i, symbol)
 
 
-def _nice(value: float, steps: tuple[float, ...] = (1, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10)) -> float:
+def _nice(value: float, steps: tuple[float, ...] = (1, 1.2, 1.25, 1.5, 2, 2.5, 3, 4, 5, 6, 7.5, 8, 10)) -> float:
     """A round number at or above ``value`` (``steps`` × 10ⁿ): scales and distances people read at a glance."""
     if value <= 0:
         return 1.0
@@ -322,9 +322,11 @@ def build_layout(project: QgsProject, gpkg: Path, before: QgsRasterLayer | None,
         map_item = _item(layout, f"map_{key}")
         map_item.attemptResize(QgsLayoutSize(width, height, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
         map_item.setCrs(changes.crs())
+        # Its own layer set (the template's maps follow the project otherwise): each date's image under it.
+        map_item.setKeepLayerSet(True)
         map_item.setLayers([layer for layer in (changes, aoi, rasters[key]) if layer is not None])
         map_item.setExtent(box)
-        map_item.setScale(_nice(map_item.scale()))  # 1:2,500 rather than 1:2,318; the extent grows a little
+        map_item.setScale(_nice(map_item.scale()))  # 1:2,500 rather than 1:2,318; the extent grows < 25 %
         _item(layout, f"label_{key}").setText(f"{key.title()} · {date_before if key == 'before' else date_after}")
         maps[key] = map_item
     below = maps["before"].pagePos().y() + height + 3.0

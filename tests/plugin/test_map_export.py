@@ -181,3 +181,4 @@ def test_read_provenance(result: Path) -> None:
     provenance = read_provenance(result)
     assert provenance["dates"] == {"before": "2019-05-01", "after": "2023-06-12"}
     assert provenance["parameters"]["gsd_m"] == GSD
+
