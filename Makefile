@@ -166,7 +166,7 @@ plugin:
 # on held-out synthetic and real data, then ONNX export (fp32 + int8) into resources/models/.
 DEFAULT_MODEL_ID := hisem-lite-synthetic-v1
 DEFAULT_WORK ?= build/default-model
-DEFAULT_EPOCHS ?= 2
+DEFAULT_EPOCHS ?= 1
 DEFAULT_DEVICE ?= $(shell $(PY) -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')" 2>/dev/null)
 train-default: setup
 	$(RUN_ENV) $(VENV)/bin/hisem synth --out $(DEFAULT_WORK)/synth-train --pairs 23000 --seed 1 \
