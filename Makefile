@@ -145,7 +145,7 @@ screenshot: setup
 			http://127.0.0.1:$$port/v1/health 2>/dev/null && break; sleep 0.5; \
 	done; \
 	env -u QT_QPA_PLATFORM HISEM_SHOT_SCENE=$(SHOT)/town HISEM_SHOT_URL=http://127.0.0.1:$$port \
-		HISEM_SHOT_OUT=$(CURDIR)/docs/screenshots/dock.png HISEM_SHOT_REPO=$(CURDIR) \
+		HISEM_SHOT_OUT=$(CURDIR)/docs/screenshots/dock.png HISEM_SHOT_GPKG=$(SHOT)/dock.gpkg HISEM_SHOT_REPO=$(CURDIR) \
 		xvfb-run -a -s "-screen 0 1600x1000x24" qgis --nologo --noversioncheck \
 		--profiles-path $(SHOT)/profiles --code docs/screenshots/dock_screenshot.py
 

@@ -2,7 +2,7 @@
 
 Run by `make screenshot` as ``qgis --code docs/screenshots/dock_screenshot.py`` with
 HISEM_SHOT_SCENE (a folder with before.tif / after.tif), HISEM_SHOT_URL (a running backend),
-HISEM_SHOT_OUT (the PNG) and optionally HISEM_SHOT_MODEL. It drives the dock through the
+HISEM_SHOT_OUT (the PNG), HISEM_SHOT_GPKG (the run's GeoPackage) and optionally HISEM_SHOT_MODEL. It drives the dock through the
 controller exactly as a click would, waits for the task, then grabs QGIS's main window.
 """
 
@@ -49,8 +49,9 @@ for i in range(dock.model_combo.count()):
         dock.model_combo.setCurrentIndex(i)
 dock.aoi_layer_combo.setLayer(before)
 dock.aoiRequested.emit("layer")
-dock.set_output_path(str(out.with_suffix(".gpkg")))
-out.with_suffix(".gpkg").unlink(missing_ok=True)
+result = Path(os.environ.get("HISEM_SHOT_GPKG", out.with_suffix(".gpkg")))
+result.unlink(missing_ok=True)
+dock.set_output_path(str(result))
 controller.run()
 
 
