@@ -2,8 +2,9 @@
 
 Run by `make screenshot` as ``qgis --code docs/screenshots/dock_screenshot.py`` with
 HISEM_SHOT_SCENE (a folder with before.tif / after.tif), HISEM_SHOT_URL (a running backend),
-HISEM_SHOT_OUT (the PNG), HISEM_SHOT_GPKG (the run's GeoPackage) and optionally HISEM_SHOT_MODEL. It drives the dock through the
-controller exactly as a click would, waits for the task, then grabs QGIS's main window.
+HISEM_SHOT_OUT (the PNG), HISEM_SHOT_GPKG (the run's GeoPackage) and optionally HISEM_SHOT_MODEL.
+It drives the dock through the controller exactly as a click would, waits for the task, then grabs
+QGIS's main window.
 """
 
 import os
