@@ -8,8 +8,12 @@ nothing at the paths the caller asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +162,7 @@ def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path
             batch.clear()
 
         _report(options, 0, len(tiles))
-        for done, tile in enumerate(tiles, start=1):
-            pair = reader.read_tile(tile)
+        for done, (tile, pair) in enumerate(_read_ahead(reader, tiles), start=1):
             if pair.skip:
                 skipped += 1
             else:
@@ -193,6 +196,44 @@ def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path
         raise
     return CaptionResult(out, prob_path, options.geojson, grid.crs_wkt, len(tiles), skipped, len(changes),
                          warnings, timings, runner.providers, model.id)
+
+
+READ_AHEAD_TILES = 16  # two batches: enough to hide the warp, bounded so memory does not grow
+
+
+def _read_ahead(reader: PairReader, tiles: list[Tile]) -> Iterator[tuple[Tile, TilePair]]:
+    """The tiles' pixels, read (warped) by a thread while the caller runs the engine on earlier ones.
+
+    GDAL's warp and ONNX Runtime both release the GIL, so reading the next batch overlaps with
+    captioning this one; the queue holds at most READ_AHEAD_TILES pairs. Only that thread touches the
+    reader's datasets. An error in it is raised here; leaving early (cancel, error) stops it.
+    """
+    pairs: queue.Queue = queue.Queue(maxsize=READ_AHEAD_TILES)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for tile in tiles:
+                if stop.is_set():
+                    return
+                pairs.put((tile, reader.read_tile(tile)))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            pairs.put(exc)
+
+    thread = threading.Thread(target=produce, name="hisem-read-ahead", daemon=True)
+    thread.start()
+    try:
+        for _ in tiles:
+            item = pairs.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, then let it finish
+            with contextlib.suppress(queue.Empty):
+                pairs.get_nowait()
+            thread.join(timeout=0.05)
 
 
 def _report(options: CaptionOptions, done: int, total: int) -> None:
