@@ -52,7 +52,7 @@ def run_json(env: dict[str, str], algorithm: str, params: dict[str, str]) -> dic
 
 
 def test_qgis_process_runs_caption_changes_then_export_map(server: service_support.Server, scene: Path,
-                                                           env: dict[str, str], tmp_path: Path) -> None:
+                                                           env: dict[str, str], tmp_path: Path, model_id: str) -> None:
     listed = qgis_process(env, "list")
     assert "hisem:caption_changes" in listed.stdout and "hisem:export_map" in listed.stdout, listed.stdout[-2000:]
 
@@ -62,7 +62,7 @@ def test_qgis_process_runs_caption_changes_then_export_map(server: service_suppo
     gpkg = tmp_path / "out" / "changes.gpkg"  # the folder does not exist yet: the algorithm makes it
     results = run_json(env, "hisem:caption_changes", {
         "BEFORE": str(scene / "before.tif"), "AFTER": str(scene / "after.tif"), "EXTENT": extent,
-        "BACKEND_URL": server.url, "OUTPUT": str(gpkg)})
+        "BACKEND_URL": server.url, "MODEL": model_id, "OUTPUT": str(gpkg)})  # the 64 px test model
     assert Path(results["OUTPUT"]) == gpkg and gpkg.is_file()
     layers = ogr.Open(str(gpkg))
     assert results["TILES"] == layers.GetLayerByName("tiles").GetFeatureCount() > 0
