@@ -214,7 +214,7 @@ def provenance_summary(provenance: Mapping[str, Any]) -> list[tuple[str, str]]:
     ]
 
 
-def _set_metadata(layer: QgsVectorLayer, name: str, provenance: Mapping[str, Any]) -> None:
+def set_metadata(layer: QgsVectorLayer, name: str, provenance: Mapping[str, Any]) -> None:
     summary = provenance_summary(provenance)
     metadata = layer.metadata()
     metadata.setTitle(f"HiSem {name}")
@@ -236,7 +236,7 @@ def _load(gpkg: Path, name: str, style: Path, provenance: Mapping[str, Any]) -> 
     message, ok = layer.loadNamedStyle(str(style))
     if not ok:
         raise ValueError(f"cannot apply the style {style.name} to {name!r}: {message}")
-    _set_metadata(layer, name, provenance)
+    set_metadata(layer, name, provenance)
     return layer
 
 

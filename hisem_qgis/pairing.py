@@ -464,7 +464,7 @@ def pair_layers(before: QgsRasterLayer, after: QgsRasterLayer, aoi: QgsGeometry,
     written: list[Path] = []
     try:
         for i, (layer, path) in enumerate(zip((before, after), paths, strict=True)):
-            part = _ScaledFeedback(feedback, 50.0 * i, 50.0) if feedback is not None else None
+            part = ScaledFeedback(feedback, 50.0 * i, 50.0) if feedback is not None else None
             written.append(write_chip(layer, grid, path, transform_context, part))
     except BaseException:
         for path in written:
@@ -473,8 +473,12 @@ def pair_layers(before: QgsRasterLayer, after: QgsRasterLayer, aoi: QgsGeometry,
     return PairedChips(paths[0], paths[1], grid)
 
 
-class _ScaledFeedback(QgsFeedback):
-    """Maps a chip's 0-100 % onto part of the caller's progress, and passes its cancel on."""
+class ScaledFeedback(QgsFeedback):
+    """Maps a step's 0-100 % onto [start, start + span] of the caller's progress, and passes its cancel on.
+
+    Direct connections: the caller's feedback lives in the GUI thread, this one in the task's, which
+    has no event loop to deliver a queued signal.
+    """
 
     def __init__(self, outer: QgsFeedback, start: float, span: float) -> None:
         super().__init__()

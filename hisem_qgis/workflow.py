@@ -25,7 +25,7 @@ from qgis.core import (
 
 from .backend import BackendClient, BackendError
 from .layers import write_result_gpkg
-from .pairing import PairGrid, PairingCancelled, pair_layers
+from .pairing import PairGrid, PairingCancelled, ScaledFeedback, pair_layers
 
 POLL_S = 0.5
 # Share of the progress bar per step: pairing reads both layers; the backend does the rest.
@@ -108,8 +108,9 @@ def run_caption(request: CaptionRequest, feedback: QgsFeedback | None = None) ->
     try:
         before, after = request.before.open(), request.after.open()
         try:
+            part = ScaledFeedback(feedback, 0.0, PAIRING_SHARE) if feedback is not None else None
             chips = pair_layers(before, after, request.aoi, request.aoi_crs, request.gsd, workdir,
-                                request.transform_context, _Scaled(feedback, 0.0, PAIRING_SHARE))
+                                request.transform_context, part)
         except PairingCancelled:
             raise RunCancelled("cancelled") from None
         if feedback is not None and feedback.isCanceled():
@@ -159,20 +160,3 @@ def _submit_and_wait(client: BackendClient, before: Path, after: Path, params: d
             client.cancel(job_id)  # no feedback: this one request must go out
         raise RunCancelled("cancelled")
     return status
-
-
-class _Scaled(QgsFeedback):
-    """Maps a step's 0–100 % onto [start, start + span] of the parent's bar; forwards cancel."""
-
-    def __init__(self, parent: QgsFeedback | None, start: float, span: float) -> None:
-        super().__init__()
-        self._parent, self._start, self._span = parent, start, span
-        if parent is not None:
-            parent.canceled.connect(self.cancel)
-            if parent.isCanceled():
-                self.cancel()
-        self.progressChanged.connect(self._forward)
-
-    def _forward(self, value: float) -> None:
-        if self._parent is not None:
-            self._parent.setProgress(self._start + self._span * value / 100.0)

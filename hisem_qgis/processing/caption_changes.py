@@ -18,7 +18,6 @@ from qgis.core import (
     QgsGeometry,
     QgsMapLayer,
     QgsProcessing,
-    QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -35,25 +34,19 @@ from qgis.core import (
     QgsRasterLayer,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtGui import QIcon
 
 from ..backend import BackendClient, BackendError
 from ..dates import guess_date
-from ..layers import LAYERS, ResultError, _set_metadata, styles_dir
+from ..layers import LAYERS, ResultError, set_metadata, styles_dir
 from ..pairing import PairingError
 from ..settings import DEFAULT_URL, PluginSettings
 from ..workflow import CaptionOutcome, CaptionRequest, LayerSource, RunCancelled, run_caption
-from . import ICON_PATH
+from . import HisemAlgorithm, tr
 
 AOI_MISSING = ("no area of interest: set EXTENT (e.g. 'xmin,xmax,ymin,ymax [EPSG:32633]') or AOI (a layer of "
                "polygons)")
 AOI_BOTH = "set the area of interest either as EXTENT or as AOI polygons, not both"
 RESULT_LAYER_PROPERTY = "hisem/result_layer"  # "changes" or "tiles": which layer of a result this is
-
-
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("HisemProcessing", text)
 
 
 class ResultStyler(QgsProcessingLayerPostProcessorInterface):
@@ -76,7 +69,7 @@ class ResultStyler(QgsProcessingLayerPostProcessorInterface):
             message, ok = layer.loadNamedStyle(str(self.style))
             if not ok and feedback is not None:
                 feedback.reportError(f"cannot apply the style {self.style.name} to {layer.name()!r}: {message}")
-            _set_metadata(layer, self.name, self.provenance)  # after the style, which may reset custom properties
+            set_metadata(layer, self.name, self.provenance)  # after the style, which may reset custom properties
             layer.setCustomProperty(RESULT_LAYER_PROPERTY, self.name)
             layer.triggerRepaint()
         finally:
@@ -86,7 +79,7 @@ class ResultStyler(QgsProcessingLayerPostProcessorInterface):
 _PENDING: set[ResultStyler] = set()
 
 
-class CaptionChangesAlgorithm(QgsProcessingAlgorithm):
+class CaptionChangesAlgorithm(HisemAlgorithm):
     """Before + after raster + AOI → a GeoPackage of captioned changes and tiles, from a HiSem backend."""
 
     BEFORE, AFTER, EXTENT, AOI = "BEFORE", "AFTER", "EXTENT", "AOI"
@@ -106,22 +99,13 @@ class CaptionChangesAlgorithm(QgsProcessingAlgorithm):
         return "caption_changes"
 
     def displayName(self) -> str:
-        return _tr("Caption changes")
-
-    def group(self) -> str:
-        return ""
-
-    def groupId(self) -> str:
-        return ""
-
-    def icon(self) -> QIcon:
-        return QIcon(str(ICON_PATH))
+        return tr("Caption changes")
 
     def tags(self) -> list[str]:
         return ["change", "captioning", "change detection", "remote sensing", "hisem", "deep learning"]
 
     def shortHelpString(self) -> str:
-        return _tr(
+        return tr(
             "Pairs the BEFORE and AFTER raster layers over the area of interest (EXTENT, or the polygons of "
             "AOI) on one grid in a metric CRS, sends the pair to a HiSem backend (hisem serve) and writes "
             "the captioned changes and tiles to OUTPUT (GeoPackage).\n\n"
@@ -137,33 +121,33 @@ class CaptionChangesAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
         settings = PluginSettings.load()
         number = QgsProcessingParameterNumber
-        self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Before (earlier date)")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("After (later date)")))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, _tr("Area of interest: extent"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, tr("Before (earlier date)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, tr("After (later date)")))
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest: extent"), optional=True))
         self.addParameter(QgsProcessingParameterFeatureSource(
-            self.AOI, _tr("Area of interest: polygons (instead of an extent)"),
+            self.AOI, tr("Area of interest: polygons (instead of an extent)"),
             [QgsProcessing.SourceType.TypeVectorPolygon], optional=True))
-        self.addParameter(number(self.GSD, _tr("Ground sample distance in metres (0: the model's)"),
+        self.addParameter(number(self.GSD, tr("Ground sample distance in metres (0: the model's)"),
                                  number.Type.Double, 0.0, minValue=0.0))
-        self.addParameter(QgsProcessingParameterString(self.MODEL, _tr("Model id (empty: the backend's default)"),
+        self.addParameter(QgsProcessingParameterString(self.MODEL, tr("Model id (empty: the backend's default)"),
                                                        settings.model, optional=True))
-        self.addParameter(number(self.TILE_SIZE, _tr("Tile size in pixels (0: the model's)"), number.Type.Integer,
+        self.addParameter(number(self.TILE_SIZE, tr("Tile size in pixels (0: the model's)"), number.Type.Integer,
                                  0, minValue=0))
-        self.addParameter(number(self.OVERLAP, _tr("Tile overlap in pixels (-1: the backend's default)"),
+        self.addParameter(number(self.OVERLAP, tr("Tile overlap in pixels (-1: the backend's default)"),
                                  number.Type.Integer, -1, minValue=-1))
-        self.addParameter(number(self.BEAM, _tr("Beam size"), number.Type.Integer, settings.beam, minValue=1,
+        self.addParameter(number(self.BEAM, tr("Beam size"), number.Type.Integer, settings.beam, minValue=1,
                                  maxValue=20))
-        self.addParameter(number(self.THRESHOLD, _tr("Change threshold"), number.Type.Double, settings.threshold,
+        self.addParameter(number(self.THRESHOLD, tr("Change threshold"), number.Type.Double, settings.threshold,
                                  minValue=0.0, maxValue=1.0))
-        self.addParameter(number(self.MAX_TILES, _tr("Most tiles to caption"), number.Type.Integer,
+        self.addParameter(number(self.MAX_TILES, tr("Most tiles to caption"), number.Type.Integer,
                                  settings.max_tiles, minValue=1))
-        self.addParameter(QgsProcessingParameterString(self.BEFORE_DATE, _tr("Before date (empty: guessed)"),
+        self.addParameter(QgsProcessingParameterString(self.BEFORE_DATE, tr("Before date (empty: guessed)"),
                                                        optional=True))
-        self.addParameter(QgsProcessingParameterString(self.AFTER_DATE, _tr("After date (empty: guessed)"),
+        self.addParameter(QgsProcessingParameterString(self.AFTER_DATE, tr("After date (empty: guessed)"),
                                                        optional=True))
         backend = [
-            QgsProcessingParameterString(self.BACKEND_URL, _tr("Backend URL"), settings.backend_url or DEFAULT_URL),
-            QgsProcessingParameterAuthConfig(self.AUTHCFG, _tr("Backend access token (authentication configuration)"),
+            QgsProcessingParameterString(self.BACKEND_URL, tr("Backend URL"), settings.backend_url or DEFAULT_URL),
+            QgsProcessingParameterAuthConfig(self.AUTHCFG, tr("Backend access token (authentication configuration)"),
                                              settings.authcfg, optional=True),
         ]
         for parameter in backend:
@@ -172,10 +156,10 @@ class CaptionChangesAlgorithm(QgsProcessingAlgorithm):
         for name in (self.TILE_SIZE, self.OVERLAP, self.BEAM, self.THRESHOLD, self.MAX_TILES):
             definition = self.parameterDefinition(name)
             definition.setFlags(definition.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
-        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, _tr("Captioned changes"),
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT, tr("Captioned changes"),
                                                                 "GeoPackage (*.gpkg)"))
-        self.addOutput(QgsProcessingOutputNumber(self.CHANGES, _tr("Number of change polygons")))
-        self.addOutput(QgsProcessingOutputNumber(self.TILES, _tr("Number of tiles captioned")))
+        self.addOutput(QgsProcessingOutputNumber(self.CHANGES, tr("Number of change polygons")))
+        self.addOutput(QgsProcessingOutputNumber(self.TILES, tr("Number of tiles captioned")))
 
     def checkParameterValues(self, parameters: dict[str, Any], context: QgsProcessingContext) -> tuple[bool, str]:
         """Exactly one AOI, said before the run starts (the dialog and batch rows show it at once)."""

@@ -20,17 +20,11 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication
-from qgis.PyQt.QtGui import QIcon
 
-from . import ICON_PATH
+from . import HisemAlgorithm, tr
 
 
-def _tr(text: str) -> str:
-    return QCoreApplication.translate("HisemProcessing", text)
-
-
-class ExportMapAlgorithm(QgsProcessingAlgorithm):
+class ExportMapAlgorithm(HisemAlgorithm):
     """Before/after maps, numbered change polygons, the captions table and provenance, as PDF and PNG."""
 
     INPUT, BEFORE, AFTER, TITLE, EXTENT, DPI = "INPUT", "BEFORE", "AFTER", "TITLE", "EXTENT", "DPI"
@@ -40,22 +34,13 @@ class ExportMapAlgorithm(QgsProcessingAlgorithm):
         return "export_map"
 
     def displayName(self) -> str:
-        return _tr("Export annotated change map")
-
-    def group(self) -> str:
-        return ""
-
-    def groupId(self) -> str:
-        return ""
-
-    def icon(self) -> QIcon:
-        return QIcon(str(ICON_PATH))
+        return tr("Export annotated change map")
 
     def tags(self) -> list[str]:
         return ["change", "captioning", "map", "layout", "pdf", "png", "hisem"]
 
     def shortHelpString(self) -> str:
-        return _tr(
+        return tr(
             "Renders a HiSem result GeoPackage (from Caption changes) with the print layout template: the "
             "BEFORE and AFTER rasters side by side, the numbered change polygons, a table of their captions, "
             "legend, scale bar, north arrow, a title with both dates and a provenance footer. EXTENT "
@@ -68,20 +53,20 @@ class ExportMapAlgorithm(QgsProcessingAlgorithm):
         return ExportMapAlgorithm()
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        self.addParameter(QgsProcessingParameterFile(self.INPUT, _tr("HiSem result (GeoPackage)"),
+        self.addParameter(QgsProcessingParameterFile(self.INPUT, tr("HiSem result (GeoPackage)"),
                                                      QgsProcessingParameterFile.Behavior.File, "gpkg"))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, _tr("Before raster"), optional=True))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, _tr("After raster"), optional=True))
-        self.addParameter(QgsProcessingParameterString(self.TITLE, _tr("Title (empty: from the dates)"),
+        self.addParameter(QgsProcessingParameterRasterLayer(self.BEFORE, tr("Before raster"), optional=True))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.AFTER, tr("After raster"), optional=True))
+        self.addParameter(QgsProcessingParameterString(self.TITLE, tr("Title (empty: from the dates)"),
                                                        optional=True))
-        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, _tr("Map extent (empty: the whole AOI)"),
+        self.addParameter(QgsProcessingParameterExtent(self.EXTENT, tr("Map extent (empty: the whole AOI)"),
                                                        optional=True))
-        self.addParameter(QgsProcessingParameterNumber(self.DPI, _tr("Resolution (dpi)"),
+        self.addParameter(QgsProcessingParameterNumber(self.DPI, tr("Resolution (dpi)"),
                                                        QgsProcessingParameterNumber.Type.Integer, 150,
                                                        minValue=36, maxValue=1200))
-        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PDF, _tr("Map (PDF)"), "PDF (*.pdf)",
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PDF, tr("Map (PDF)"), "PDF (*.pdf)",
                                                                 optional=True))
-        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PNG, _tr("Map (PNG)"), "PNG (*.png)",
+        self.addParameter(QgsProcessingParameterFileDestination(self.OUTPUT_PNG, tr("Map (PNG)"), "PNG (*.png)",
                                                                 optional=True))
 
     def _destination(self, parameters: dict[str, Any], name: str, suffix: str,
