@@ -15,8 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,67 +22,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-START_TIMEOUT_S = 180.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def _children(pid: int) -> list[int]:
-    pids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(p) for p in (task / "children").read_text().split()]
-    return [p for p in pids if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
-
-
-class _Server:
-    """`hisem serve` in a child process, stopped with SIGINT like Ctrl-C."""
-
-    def __init__(self, work: Path, models_dir: Path) -> None:
-        import httpx
-
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = (work / "serve.log").open("w")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "hisem", "serve", "--port", str(self.port), "--models", str(models_dir),
-             "--jobs-dir", str(work / "jobs"), "--max-queue", "64"], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"hisem serve exited {self.process.returncode}; see {work / 'serve.log'}")
-            try:
-                if httpx.get(f"{self.url}/v1/health", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"hisem serve did not answer within {START_TIMEOUT_S:.0f} s")
-
-    def peak_rss(self) -> dict[str, float]:
-        workers = [_peak_rss_mb(p) for p in _children(self.process.pid)]
-        server = _peak_rss_mb(self.process.pid)
-        return {"server": server, "workers_max": max(workers, default=0.0), "total": server + sum(workers)}
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-        self.log.close()
 
 
 def _http_job(url: str, before: Path, after: Path, params: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -119,6 +56,7 @@ def bench_serve(size_m: float = 1000.0, gsd: float = 0.5, clients: int = 8, repe
     from hisem.benchmarks.caption import bench_model
     from hisem.data.synth.georef import write_scene
     from hisem.engine import resolve_model
+    from hisem.service.launcher import launch
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per poll otherwise
 
@@ -128,7 +66,7 @@ def bench_serve(size_m: float = 1000.0, gsd: float = 0.5, clients: int = 8, repe
         info = resolve_model(model_ref)
         scene = write_scene(work / "scene", size_m, gsd, seed=seed)
         params = {"model": info.id}
-        server = _Server(work, info.path.parent)
+        server = launch(work, info.path.parent, "--max-queue", "64", timeout_s=180.0)
         try:
             _http_job(server.url, scene.before, scene.after, params)  # warm-up: first-call costs
             http_s, cli_s = [], []
@@ -140,7 +78,7 @@ def bench_serve(size_m: float = 1000.0, gsd: float = 0.5, clients: int = 8, repe
             with ThreadPoolExecutor(clients) as pool:
                 list(pool.map(lambda _: _http_job(server.url, scene.before, scene.after, params), range(clients)))
             concurrent_s = time.perf_counter() - t0
-            rss = server.peak_rss()
+            rss = server.peak_rss_mb()
         finally:
             server.stop()
     return {

@@ -7,6 +7,7 @@
     jobs      job states, progress, ETA, persistence and retention on disk
     workers   worker processes running ``hisem.pipeline.caption_changes``; supervisors
     result    the result GeoPackage as the contract's GeoJSON
+    launcher  `hisem serve` in a child process on a free port (benchmarks, tests, scripts)
 """
 
 from hisem.service.app import create_app
