@@ -322,7 +322,7 @@ def build_layout(project: QgsProject, gpkg: Path, before: QgsRasterLayer | None,
         map_item = _item(layout, f"map_{key}")
         map_item.attemptResize(QgsLayoutSize(width, height, QgsUnitTypes.LayoutUnit.LayoutMillimeters))
         map_item.setCrs(changes.crs())
-        # Its own layer set (the template's maps follow the project otherwise): each date's image under it.
+        # Each map renders exactly its own date's image under the changes, whatever the project shows.
         map_item.setKeepLayerSet(True)
         map_item.setLayers([layer for layer in (changes, aoi, rasters[key]) if layer is not None])
         map_item.setExtent(box)

@@ -19,7 +19,7 @@ from qgis.core import (
     QgsRectangle,
     QgsVectorLayer,
 )
-from qgis.PyQt.QtGui import QImage
+from qgis.PyQt.QtGui import QColor, QImage
 
 from hisem_qgis.export import ExportError, export_map, read_provenance, save_styles_in_gpkg
 from hisem_qgis.layers import write_result_gpkg
@@ -182,3 +182,34 @@ def test_read_provenance(result: Path) -> None:
     assert provenance["dates"] == {"before": "2019-05-01", "after": "2023-06-12"}
     assert provenance["parameters"]["gsd_m"] == GSD
 
+
+
+def _solid(path: Path, rgb: tuple[int, int, int]) -> QgsRasterLayer:
+    n = int(SIZE / GSD)
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), n, n, 3, gdal.GDT_Byte)
+    ds.SetGeoTransform((X0, GSD, 0, Y1, 0, -GSD))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32633)
+    ds.SetProjection(srs.ExportToWkt())
+    for band, value in enumerate(rgb, start=1):
+        ds.GetRasterBand(band).Fill(value)
+    ds = None
+    layer = QgsRasterLayer(str(path), path.stem, "gdal")
+    assert layer.isValid()
+    return layer
+
+
+def test_each_map_shows_its_own_date(result: Path, tmp_path: Path, qgis_app) -> None:
+    """The before map draws the before image only, the after map the after image only."""
+    before, after = _solid(tmp_path / "blue.tif", (0, 0, 255)), _solid(tmp_path / "green.tif", (0, 255, 0))
+    png = tmp_path / "map.png"
+    export_map(result, before, after, None, png, dpi=50)
+    image = QImage(str(png))
+    middle = int(image.width() * 105 / 297)  # the maps sit left and right of x = 105 mm on the A4 page
+
+    def count(colour: QColor, x0: int, x1: int) -> int:
+        return sum(image.pixelColor(x, y) == colour for x in range(x0, x1, 3) for y in range(0, image.height(), 3))
+
+    blue, green = QColor(0, 0, 255), QColor(0, 255, 0)
+    assert count(blue, 0, middle) > 100 and count(green, 0, middle) == 0
+    assert count(green, middle, image.width()) > 100 and count(blue, middle, image.width()) == 0
