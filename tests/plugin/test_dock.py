@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from geo_helpers import write_tif
 from qgis.core import (
     QgsDateTimeRange,
     QgsLayerMetadata,
@@ -31,15 +33,7 @@ MODELS = [
 
 
 def make_raster(path: Path) -> Path:
-    from osgeo import gdal, osr
-
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform((500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    ds = None
-    return path
+    return write_tif(path, np.zeros((3, 8, 8), np.uint8), gsd=0.5)
 
 
 @pytest.fixture()

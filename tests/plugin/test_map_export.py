@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
+from geo_helpers import write_tif
+from osgeo import ogr, osr
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsGraduatedSymbolRenderer,
@@ -70,15 +71,7 @@ def make_geotiff(path: Path, after: bool) -> Path:
         for dx, dy in PLACES:
             col, row = int(dx / GSD), int(-dy / GSD) - int(20 / GSD)
             rgb[:, row:row + 40, col:col + 40] = np.array([200, 60, 50])[:, None, None]
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), n, n, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform((X0, GSD, 0, Y1, 0, -GSD))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    for band in range(3):
-        ds.GetRasterBand(band + 1).WriteArray(rgb[band])
-    ds = None
-    return path
+    return write_tif(path, rgb, origin=(X0, Y1), gsd=GSD)
 
 
 @pytest.fixture()
@@ -186,14 +179,8 @@ def test_read_provenance(result: Path) -> None:
 
 def _solid(path: Path, rgb: tuple[int, int, int]) -> QgsRasterLayer:
     n = int(SIZE / GSD)
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), n, n, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform((X0, GSD, 0, Y1, 0, -GSD))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    for band, value in enumerate(rgb, start=1):
-        ds.GetRasterBand(band).Fill(value)
-    ds = None
+    write_tif(path, np.broadcast_to(np.array(rgb, np.uint8)[:, None, None], (3, n, n)).copy(), origin=(X0, Y1),
+              gsd=GSD)
     layer = QgsRasterLayer(str(path), path.stem, "gdal")
     assert layer.isValid()
     return layer

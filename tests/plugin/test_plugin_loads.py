@@ -6,7 +6,9 @@ import configparser
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from geo_helpers import write_tif
 from qgis.core import QgsProject, QgsRasterLayer
 from qgis.PyQt.QtWidgets import QAction
 
@@ -49,15 +51,7 @@ def test_plugin_adds_action_and_opens_dock(plugin, qgis_iface) -> None:
 
 
 def test_dock_lists_only_raster_layers(plugin, tmp_path) -> None:
-    from osgeo import gdal, osr
-
-    path = tmp_path / "before.tif"
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), 8, 8, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform((500000.0, 0.5, 0.0, 4000000.0, 0.0, -0.5))
-    srs = osr.SpatialReference()
-    srs.ImportFromEPSG(32633)
-    ds.SetProjection(srs.ExportToWkt())
-    ds = None
+    path = write_tif(tmp_path / "before.tif", np.zeros((3, 8, 8), np.uint8), gsd=0.5)
     layer = QgsRasterLayer(str(path), "before")
     assert layer.isValid()
     QgsProject.instance().addMapLayer(layer)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, osr
+from geo_helpers import write_tif
+from osgeo import gdal
 from service_support import Server, free_port, start_server, submit, wait_for
 
 from hisem.commands.serve import openapi_document
@@ -19,15 +20,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def _geotiff(path: Path, epsg: int | None, origin: tuple[float, float], size: int = 64) -> Path:
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), size, size, 3, gdal.GDT_Byte)
-    ds.SetGeoTransform((origin[0], 0.5, 0, origin[1], 0, -0.5))
-    if epsg is not None:
-        srs = osr.SpatialReference()
-        srs.ImportFromEPSG(epsg)
-        ds.SetProjection(srs.ExportToWkt())
-    ds.WriteArray(np.full((3, size, size), 90, np.uint8))
-    ds = None
-    return path
+    return write_tif(path, np.full((3, size, size), 90, np.uint8), epsg=epsg, origin=origin, gsd=0.5)
 
 
 @pytest.fixture(scope="module")

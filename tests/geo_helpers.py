@@ -1,6 +1,6 @@
 """Tiny GeoTIFFs written at test time, in whatever CRS, GSD, dtype and band layout a test needs.
 
-Imported by the geo tests as a plain module (pytest puts this folder on sys.path).
+Shared by the backend and plugin suites as a plain module (tests/conftest.py puts tests/ on sys.path).
 """
 
 from __future__ import annotations
