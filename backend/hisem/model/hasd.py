@@ -74,10 +74,14 @@ class HASD(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, fb: Tensor, fa: Tensor, route: Tensor | None = None) -> HASDOutput:
-        """``route`` (B,) long teacher-forces the path per sample; None lets the router pick top-1."""
+        """``route`` (B,) long teacher-forces the path per sample; None lets the router pick top-1.
+
+        A route of -1 (change flag unknown) also lets the router pick, for that sample only: taking
+        it as "changed" (any non-zero) would teach the experts on pairs that may not have changed.
+        """
         logits = self.router((fa - fb).mean(dim=1))  # (B, 2)
-        if route is None:
-            route = logits.argmax(dim=-1)
+        own_choice = logits.argmax(dim=-1)
+        route = own_choice if route is None else torch.where(route < 0, own_choice, route)
         is_changed = route.to(torch.bool)  # (B,)
         if self.training and not torch.compiler.is_exporting():
             path, balance = self._routed_subsets(fb, fa, is_changed)
@@ -110,10 +114,10 @@ class HASD(nn.Module):
         unchanged_idx = (~is_changed).nonzero(as_tuple=True)[0]
         if len(unchanged_idx):
             out = self.unchanged_ffn(self.unchanged_fusion(fb[unchanged_idx], fa[unchanged_idx]))
-            path = path.index_copy(0, unchanged_idx, out)
+            path = path.index_copy(0, unchanged_idx, out.to(path.dtype))  # autocast may narrow `out`
         if len(changed_idx):
             out, per_sample = self._changed_path(fb[changed_idx], fa[changed_idx])
-            path = path.index_copy(0, changed_idx, out)
+            path = path.index_copy(0, changed_idx, out.to(path.dtype))
             balance = per_sample.mean()
         return path, balance
 

@@ -1,7 +1,8 @@
 """Training losses: caption CE + router CE + MoE balance + change-mask BCE & Dice.
 
 Written without data-dependent branches (masks weight the per-sample terms), so a batch where no
-sample has a mask gives a mask loss of exactly 0 with a valid graph.
+sample has a mask, no caption or no known change flag gives that term exactly 0 with a valid graph
+(a zero gradient), never the NaN of a mean over nothing.
 """
 
 from __future__ import annotations
@@ -14,17 +15,28 @@ from hisem.model.decoder import PAD_ID
 from hisem.model.hisem import HiSemOutput
 
 
+def _mean_cross_entropy(logits: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Cross-entropy averaged over the targets that are not ``ignore_index``; 0 when there is none.
+
+    F.cross_entropy's "mean" divides by the number of kept targets, 0/0 = NaN for a batch without
+    any; the sum over a count clamped at 1 is the same mean otherwise, and exactly 0 then.
+    """
+    # float(): a sum over thousands of tokens in fp16/bf16 (autocast) would lose the small terms.
+    total = F.cross_entropy(logits.float(), target, ignore_index=ignore_index, reduction="sum")
+    return total / (target != ignore_index).sum().clamp(min=1)
+
+
 def caption_loss(logits: Tensor, tokens: Tensor) -> Tensor:
     """logits (B, T, V) from tokens[:, :-1]; tokens (B, T + 1) full ids. <NULL> targets are ignored."""
     target = tokens[:, 1:]
     if logits.shape[1] != target.shape[1]:
         raise ValueError(f"logits cover {logits.shape[1]} steps but tokens[:, 1:] has {target.shape[1]}")
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=PAD_ID)
+    return _mean_cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), PAD_ID)
 
 
 def router_loss(router_logits: Tensor, changeflag: Tensor) -> Tensor:
     """Cross-entropy of the image-level router against the change flag (0 unchanged, 1 changed)."""
-    return F.cross_entropy(router_logits, changeflag.long(), ignore_index=-1)  # -1: flag unknown
+    return _mean_cross_entropy(router_logits, changeflag.long(), -1)  # -1: flag unknown
 
 
 def mask_loss(mask_logits: Tensor, mask: Tensor, has_mask: Tensor) -> Tensor:

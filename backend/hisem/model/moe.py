@@ -88,7 +88,11 @@ class MoE(nn.Module):
         out = torch.zeros_like(flat)
         for e, expert in enumerate(self.experts):  # a loop over experts, never over tokens
             sel = (expert_of == e).nonzero(as_tuple=True)[0]
-            out = out.index_add(0, token[sel], expert(flat[token[sel]]) * weight[sel])
+            # Under autocast the experts' Linear layers return fp16/bf16 while ``flat`` (a LayerNorm
+            # output, fp32 on CUDA) sets the buffer's dtype: index_add takes one dtype, so the
+            # contributions are summed in the buffer's (the wider) one.
+            contribution = expert(flat[token[sel]]) * weight[sel]
+            out = out.index_add(0, token[sel], contribution.to(out.dtype))
         return out
 
     def balance_loss(self, r: Routing, batch: int) -> Tensor:
