@@ -4,12 +4,13 @@ Import ``TorchRunner`` from ``hisem.engine.torch_runner``: it needs torch, which
 install (the ONNX Runtime runner) does not load.
 """
 
-from hisem.engine.decoding import Hypothesis, beam_search, greedy_search
+from hisem.engine.decoding import NO_REPEAT_NGRAM, Hypothesis, beam_search, greedy_search, repetition_mask
 from hisem.engine.ort_runner import OrtRunner
 from hisem.engine.registry import ModelInfo, default_model_id, list_models, resolve_model
 from hisem.engine.runner import Runner, TileResult
 
 __all__ = [
+    "NO_REPEAT_NGRAM",
     "Hypothesis",
     "ModelInfo",
     "OrtRunner",
@@ -19,5 +20,6 @@ __all__ = [
     "default_model_id",
     "greedy_search",
     "list_models",
+    "repetition_mask",
     "resolve_model",
 ]

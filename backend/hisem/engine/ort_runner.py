@@ -14,6 +14,7 @@ import numpy as np
 import onnxruntime as ort
 
 from hisem.data.vocab import Vocab
+from hisem.engine.decoding import NO_REPEAT_NGRAM
 from hisem.engine.modelfiles import DECODER_STEP, ENCODER, PRECISIONS, decode_metadata, graph_filename
 from hisem.engine.runner import TileResult, caption_tiles, check_tiles, sigmoid
 
@@ -102,5 +103,6 @@ class OrtRunner:
         n_best: int = 1,
         max_len: int | None = None,
         length_penalty: float = 0.0,
+        no_repeat_ngram: int = NO_REPEAT_NGRAM,
     ) -> list[TileResult]:
-        return caption_tiles(self, self.vocab, before, after, beam, n_best, max_len, length_penalty)
+        return caption_tiles(self, self.vocab, before, after, beam, n_best, max_len, length_penalty, no_repeat_ngram)

@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from hisem.data.vocab import Vocab
-from hisem.engine.decoding import Hypothesis, beam_search, greedy_search
+from hisem.engine.decoding import NO_REPEAT_NGRAM, Hypothesis, beam_search, check_no_repeat_ngram, greedy_search
+
+CLAUSE_SEPARATOR = "and"  # LEVIR-CC and the generator join clauses with "and": no clause may repeat
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Runner(Protocol):
         n_best: int = 1,
         max_len: int | None = None,
         length_penalty: float = 0.0,
+        no_repeat_ngram: int = NO_REPEAT_NGRAM,
     ) -> list[TileResult]:
         """Per tile: P(changed), mask and the ``n_best`` captions (see ``caption_tiles``)."""
         ...
@@ -94,17 +97,24 @@ def caption_tiles(
     n_best: int = 1,
     max_len: int | None = None,
     length_penalty: float = 0.0,
+    no_repeat_ngram: int = NO_REPEAT_NGRAM,
 ) -> list[TileResult]:
-    """Encode a batch of tile pairs and caption them: greedy for ``beam=1``, else beam search."""
+    """Encode a batch of tile pairs and caption them: greedy for ``beam=1``, else beam search.
+
+    ``no_repeat_ngram``: no n-gram of that many words and no clause repeats within a caption
+    (0: off); see ``engine.decoding``.
+    """
     if beam < 1 or not 1 <= n_best <= beam:
         raise ValueError(f"need beam >= 1 and 1 <= n_best <= beam, got beam={beam}, n_best={n_best}")
+    check_no_repeat_ngram(no_repeat_ngram)
     memory, change_prob, mask_prob = runner.encode(before, after)
     limit = decode_limit(runner.metadata, max_len)
+    sep = vocab.stoi.get(CLAUSE_SEPARATOR)
     hyps: list[list[Hypothesis]]
     if beam == 1:
-        hyps = [[h] for h in greedy_search(runner.step, memory, limit)]
+        hyps = [[h] for h in greedy_search(runner.step, memory, limit, no_repeat_ngram, sep)]
     else:
-        hyps = beam_search(runner.step, memory, limit, beam, n_best, length_penalty)
+        hyps = beam_search(runner.step, memory, limit, beam, n_best, length_penalty, no_repeat_ngram, sep)
     return [
         TileResult(
             change_prob=float(change_prob[i]),

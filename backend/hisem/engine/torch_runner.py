@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from hisem.data.vocab import Vocab
+from hisem.engine.decoding import NO_REPEAT_NGRAM
 from hisem.engine.runner import TileResult, caption_tiles, check_tiles, sigmoid
 from hisem.evaluation.predict import resolve_checkpoint
 from hisem.export.graphs import DecoderStepGraph, EncoderGraph
@@ -67,5 +68,6 @@ class TorchRunner:
         n_best: int = 1,
         max_len: int | None = None,
         length_penalty: float = 0.0,
+        no_repeat_ngram: int = NO_REPEAT_NGRAM,
     ) -> list[TileResult]:
-        return caption_tiles(self, self.vocab, before, after, beam, n_best, max_len, length_penalty)
+        return caption_tiles(self, self.vocab, before, after, beam, n_best, max_len, length_penalty, no_repeat_ngram)
