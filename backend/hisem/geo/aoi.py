@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from osgeo import ogr
 
-from hisem.geo.crs import box, make_srs, to_wkt, transform_geometry
+from hisem.geo.crs import WGS84_WKT, box, check_earth_crs, make_srs, to_wkt, transform_geometry
 from hisem.geo.errors import GeoError, NoCRSError
 
 _NUMBER = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
 _BBOX = re.compile(rf"^{_NUMBER},{_NUMBER},{_NUMBER},{_NUMBER}$")
 _EWKT = re.compile(r"^\s*SRID=(\d+);(.*)$", re.IGNORECASE | re.DOTALL)
 _POLYGONAL = (ogr.wkbPolygon, ogr.wkbMultiPolygon)
+# Longitudes past ±180 are legal in a polygon that crosses the antimeridian; past ±540 they are a typo.
+_LON_LIMIT, _LAT_LIMIT = 540.0, 90.0 + 1e-9
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,30 @@ def _polygonal_part(geom: ogr.Geometry, what: str) -> ogr.Geometry:
     raise GeoError(f"AOI {what}: a {geom.GetGeometryName()} is not an area; give a polygon")
 
 
+def _earth_crs_wkt(crs: str, what: str) -> str:
+    """WKT of a CRS given by the user, refused when it cannot be placed on the Earth."""
+    srs = make_srs(crs)
+    check_earth_crs(srs, f"AOI {what}")
+    return to_wkt(srs)
+
+
+def _on_earth(aoi: Aoi, what: str) -> Aoi:
+    """``aoi`` unchanged, or GeoError when its coordinates cannot lie on the Earth in its CRS.
+
+    An AOI in the wrong CRS (latitude first, or metres given as degrees) or with absurd numbers
+    (±1e308) would otherwise fail deep in the grid maths, or make a grid the size of a continent.
+    """
+    srs_name = make_srs(aoi.crs_wkt).GetName()
+    try:
+        minx, maxx, miny, maxy = transform_geometry(aoi.geometry(), aoi.crs_wkt, WGS84_WKT).GetEnvelope()
+    except (GeoError, RuntimeError):  # RuntimeError: OGR cannot even parse the infinite coordinates back
+        minx = maxx = miny = maxy = math.inf
+    if not (-_LON_LIMIT <= minx <= maxx <= _LON_LIMIT and -_LAT_LIMIT <= miny <= maxy <= _LAT_LIMIT):
+        raise GeoError(f"AOI {what}: its coordinates lie outside the range of its CRS ({srs_name}); is the CRS "
+                       "right? (EPSG:4326 takes longitude first, then latitude)")
+    return aoi
+
+
 def _from_vector(path: Path, crs: str | None) -> Aoi:
     """Union of every polygon of every layer, in the first layer's CRS."""
     try:
@@ -68,8 +95,12 @@ def _from_vector(path: Path, crs: str | None) -> Aoi:
     target_wkt: str | None = None
     for layer in ds:
         layer_srs = layer.GetSpatialRef()
-        layer_wkt = to_wkt(layer_srs) if layer_srs is not None else (to_wkt(make_srs(crs)) if crs else None)
-        if layer_wkt is None:
+        if layer_srs is not None:
+            check_earth_crs(layer_srs, f"AOI {path}")
+            layer_wkt = to_wkt(layer_srs)
+        elif crs:
+            layer_wkt = _earth_crs_wkt(crs, str(path))
+        else:
             raise NoCRSError(f"AOI {path}: layer {layer.GetName()!r} has no CRS; give one (e.g. EPSG:4326)")
         target_wkt = target_wkt or layer_wkt
         for feature in layer:
@@ -81,7 +112,7 @@ def _from_vector(path: Path, crs: str | None) -> Aoi:
             union = part if union is None else union.Union(part)
     if union is None or target_wkt is None or union.IsEmpty():
         raise GeoError(f"AOI {path}: the file holds no polygon")
-    return Aoi(union.ExportToWkt(), target_wkt)
+    return _on_earth(Aoi(union.ExportToWkt(), target_wkt), str(path))
 
 
 def _is_file(text: str) -> bool:
@@ -104,11 +135,14 @@ def parse_aoi(text_or_path: str | Path, crs: str | None = None, allow_files: boo
         return _from_vector(Path(text), crs)
     if match := _BBOX.match(text):
         minx, miny, maxx, maxy = (float(v) for v in match.groups())
+        if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+            raise GeoError(f"AOI bbox {text!r}: the coordinates must be finite numbers")
         if not (minx < maxx and miny < maxy):
             raise GeoError(f"AOI bbox {text!r}: expected minx,miny,maxx,maxy with min < max")
         if crs is None:
             raise NoCRSError(f"AOI bbox {text!r}: give its CRS (e.g. EPSG:4326)")
-        return Aoi(box(minx, miny, maxx, maxy).ExportToWkt(), to_wkt(make_srs(crs)))
+        return _on_earth(Aoi(box(minx, miny, maxx, maxy).ExportToWkt(), _earth_crs_wkt(crs, f"bbox {text!r}")),
+                         f"bbox {text!r}")
     if match := _EWKT.match(text):
         crs, text = f"EPSG:{match.group(1)}", match.group(2)
     try:
@@ -117,4 +151,5 @@ def parse_aoi(text_or_path: str | Path, crs: str | None = None, allow_files: boo
         raise GeoError(f"AOI {text[:60]!r}: neither a file, a bbox nor WKT ({exc})") from exc
     if crs is None:
         raise NoCRSError(f"AOI {text[:60]!r}: give its CRS (e.g. EPSG:4326)")
-    return Aoi(_polygonal_part(geom, text[:60]).ExportToWkt(), to_wkt(make_srs(crs)))
+    what = repr(text[:60])
+    return _on_earth(Aoi(_polygonal_part(geom, what).ExportToWkt(), _earth_crs_wkt(crs, what)), what)

@@ -11,7 +11,7 @@ import math
 
 from osgeo import ogr, osr
 
-from hisem.geo.errors import GeoError, NoCRSError
+from hisem.geo.errors import CRSError, GeoError, NoCRSError
 
 WGS84_WKT = osr.SRS_WKT_WGS84_LAT_LONG
 # Edges of rectangles are densified before a transform: a straight line in one CRS is a curve in
@@ -28,6 +28,23 @@ def make_srs(crs: str) -> osr.SpatialReference:
         raise NoCRSError(f"cannot read the CRS {crs[:80]!r}: {exc}") from exc
     srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
     return srs
+
+
+def check_earth_crs(srs: osr.SpatialReference, what: str) -> None:
+    """CRSError unless ``srs`` places coordinates on the Earth (it can be transformed to WGS 84).
+
+    An engineering (LOCAL_CS) CRS or one of another celestial body (IAU_2015:49910, Mars) parses
+    fine, and then every transform to the working CRS or to WGS 84 fails far from the cause.
+    """
+    name = srs.GetName() or "unnamed"
+    if srs.IsLocal():
+        raise CRSError(f"{what}: {name!r} is an engineering (local) CRS, which cannot be placed on the Earth; "
+                       "assign a projected or geographic CRS (gdal_edit.py -a_srs EPSG:...)")
+    try:
+        osr.CoordinateTransformation(srs, make_srs(WGS84_WKT))
+    except RuntimeError:
+        raise CRSError(f"{what}: the CRS {name!r} cannot be transformed to WGS 84 (a CRS of another planet?); "
+                       "use an Earth CRS") from None
 
 
 def to_wkt(srs: osr.SpatialReference) -> str:
@@ -71,11 +88,14 @@ def transform_geometry(geom: ogr.Geometry, src_wkt: str, dst_wkt: str) -> ogr.Ge
     """A transformed copy of ``geom``; the input is left untouched."""
     out = geom.Clone()
     if not same_crs(src_wkt, dst_wkt):
-        transform = osr.CoordinateTransformation(make_srs(src_wkt), make_srs(dst_wkt))
         try:
-            out.Transform(transform)
+            out.Transform(osr.CoordinateTransformation(make_srs(src_wkt), make_srs(dst_wkt)))
         except RuntimeError as exc:
-            raise GeoError(f"cannot transform a geometry to the working CRS: {exc}") from exc
+            raise GeoError(f"cannot transform a geometry from {make_srs(src_wkt).GetName()!r} to "
+                           f"{make_srs(dst_wkt).GetName()!r}: {exc}") from exc
+    if not out.IsEmpty() and not all(math.isfinite(v) for v in out.GetEnvelope()):
+        raise GeoError(f"a geometry transformed to {make_srs(dst_wkt).GetName()!r} has infinite coordinates "
+                       "(outside the range of its CRS?)")
     return out
 
 

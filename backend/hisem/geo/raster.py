@@ -1,4 +1,9 @@
-"""Opening a raster: what it is (size, bands, CRS, GSD, nodata) and whether it can be read at all."""
+"""Opening a raster: what it is (size, bands, CRS, GSD, nodata) and whether it can be read at all.
+
+A raster is judged from its header before any pixel is decoded: a GeoTIFF of a few hundred KB can
+declare one compressed block of 12288² RGB pixels (453 MB once decoded), so the declared block
+and raster sizes are capped (``RasterLimits``) before the read check decodes anything.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,26 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal, gdal_array, ogr
 
-from hisem.geo.crs import densified_ring, epsg_code, make_srs, to_wkt
-from hisem.geo.errors import GeoError, NoCRSError, RasterReadError
+from hisem.geo.crs import check_earth_crs, densified_ring, epsg_code, make_srs, to_wkt
+from hisem.geo.errors import GeoError, LimitError, NoCRSError, RasterReadError
 
 # Metres per degree of latitude (mean): good enough for a GSD shown to the user and compared at 2x.
 METRES_PER_DEGREE = 111_320.0
 _DEFAULT_GEOTRANSFORM = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+MIB = 1 << 20
+
+
+@dataclass(frozen=True)
+class RasterLimits:
+    """What a raster may declare, checked from its header before a pixel is decoded (None: no cap).
+
+    The defaults suit files the analyst chose (the command line); ``hisem serve`` sets tighter ones
+    for uploads. ``max_block_bytes`` bounds the memory one decoded block costs (all bands of a
+    pixel-interleaved block are decoded together); ``max_pixels`` bounds width x height.
+    """
+
+    max_block_bytes: int | None = 1024 * MIB
+    max_pixels: int | None = 100_000_000_000
 
 
 @dataclass(frozen=True)
@@ -32,6 +51,7 @@ class RasterInfo:
     nodata: tuple[float | None, ...]  # per band
     color_interp: tuple[str, ...]  # per band: "Red", "Green", "Blue", "Alpha", "Gray", "Undefined"...
     overview_count: int  # of band 1
+    overview_factors: tuple[float, ...] = ()  # of band 1: base width / overview width, finest first
 
     @property
     def alpha_band(self) -> int | None:
@@ -57,6 +77,44 @@ def gsd_metres(geotransform: tuple[float, ...], crs_wkt: str, centre_lat: float 
         lat = math.radians(centre_lat or 0.0)
         return 0.5 * (x_size * math.cos(lat) + y_size) * METRES_PER_DEGREE
     return 0.5 * (x_size + y_size) * srs.GetLinearUnits()
+
+
+def block_bytes(ds: gdal.Dataset) -> tuple[int, int, int]:
+    """(block width, block height, bytes decoded to read one block) from the header alone.
+
+    A pixel-interleaved block holds every band: reading band 1 decodes them all.
+    """
+    bands = [ds.GetRasterBand(i) for i in range(1, ds.RasterCount + 1)]
+    sizes = [(*b.GetBlockSize(), gdal.GetDataTypeSize(b.DataType) // 8) for b in bands]
+    bx, by = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    per_block = [s[0] * s[1] * s[2] for s in sizes]
+    interleaved = ds.GetMetadataItem("INTERLEAVE", "IMAGE_STRUCTURE") == "PIXEL"
+    return bx, by, sum(per_block) if interleaved else max(per_block)
+
+
+def check_declared_size(ds: gdal.Dataset, path: str, limits: RasterLimits) -> None:
+    """LimitError when the header declares more pixels, or bigger blocks, than ``limits`` allow."""
+    pixels = ds.RasterXSize * ds.RasterYSize
+    if limits.max_pixels is not None and pixels > limits.max_pixels:
+        raise LimitError(f"{path}: {ds.RasterXSize} x {ds.RasterYSize} pixels ({pixels / 1e6:,.0f} megapixels), "
+                         f"more than the limit of {limits.max_pixels / 1e6:,.0f} megapixels per raster; send the "
+                         "AOI only", "max_raster_megapixels", limits.max_pixels / 1e6)
+    bx, by, size = block_bytes(ds)
+    if limits.max_block_bytes is not None and size > limits.max_block_bytes:
+        raise LimitError(f"{path}: one block of its pixels is {bx} x {by} ({size / MIB:,.0f} MiB once decoded), "
+                         f"more than the limit of {limits.max_block_bytes / MIB:g} MiB per block; write it with "
+                         "small tiles (gdal_translate -co TILED=YES)", "max_block_mb", limits.max_block_bytes / MIB)
+
+
+def tile_source_pixels(info: RasterInfo, tile_px: int, working_gsd: float) -> int:
+    """Source pixels (per band) that warping one ``tile_px`` tile at ``working_gsd`` reads from ``info``.
+
+    GDAL's warp reads the coarsest overview that is not coarser than the working GSD; without
+    one, a tile at 200 m over a 0.5 m image reads 400² source pixels for each of its own.
+    """
+    ratio = working_gsd / info.gsd_m
+    factor = max((f for f in (1.0, *info.overview_factors) if f <= ratio * 1.001), default=1.0)
+    return math.ceil(tile_px * ratio / factor) ** 2
 
 
 def _check_readable(ds: gdal.Dataset, path: str) -> None:
@@ -85,8 +143,12 @@ def open_dataset(path: str) -> gdal.Dataset:
         raise RasterReadError(f"{path}: cannot open as a raster: {exc}") from exc
 
 
-def open_raster(path: str) -> RasterInfo:
-    """Describe a georeferenced raster (any GDAL format) after checking that its pixels read."""
+def open_raster(path: str, limits: RasterLimits | None = None, read_check: bool = True) -> RasterInfo:
+    """Describe a georeferenced raster (any GDAL format) after checking that its pixels read.
+
+    The header is checked first (CRS, geotransform, ``limits``); only then are the first and the
+    last block of every band decoded, unless ``read_check`` is False (metadata only).
+    """
     path = str(path)
     ds = open_dataset(path)
     if ds.RasterCount == 0:
@@ -98,9 +160,12 @@ def open_raster(path: str) -> RasterInfo:
     if gt == _DEFAULT_GEOTRANSFORM:
         hint = " (it has GCPs only: warp it first with gdalwarp)" if ds.GetGCPCount() else ""
         raise NoCRSError(f"{path}: the raster has no geotransform{hint}")
-    if gt[1] * gt[5] - gt[2] * gt[4] == 0:
+    if not all(math.isfinite(v) for v in gt) or gt[1] * gt[5] - gt[2] * gt[4] == 0:
         raise GeoError(f"{path}: degenerate geotransform {gt}")
-    _check_readable(ds, path)
+    check_earth_crs(srs, path)
+    check_declared_size(ds, path, limits or RasterLimits())
+    if read_check:
+        _check_readable(ds, path)
     crs_wkt = to_wkt(srs)
     bands = [ds.GetRasterBand(i) for i in range(1, ds.RasterCount + 1)]
     centre_lat = None
@@ -119,4 +184,6 @@ def open_raster(path: str) -> RasterInfo:
         nodata=tuple(b.GetNoDataValue() for b in bands),
         color_interp=tuple(gdal.GetColorInterpretationName(b.GetColorInterpretation()) for b in bands),
         overview_count=bands[0].GetOverviewCount(),
+        overview_factors=tuple(ds.RasterXSize / bands[0].GetOverview(i).XSize
+                               for i in range(bands[0].GetOverviewCount())),
     )
