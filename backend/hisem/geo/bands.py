@@ -48,7 +48,7 @@ def select_bands(info: RasterInfo, bands: Sequence[int] | None = None) -> tuple[
     if len(colour_bands) < 3:
         raise BandError(
             f"{info.path}: {len(colour_bands)} colour band(s) ({', '.join(info.color_interp)}); the model "
-            f"needs RGB: choose bands explicitly (one band number replicates it as grey)"
+            f"needs RGB: choose three bands (R,G,B), e.g. 1,1,1 to use band 1 as grey"
         )
     return colour_bands[0], colour_bands[1], colour_bands[2]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import queue
 import threading
 import time
@@ -42,8 +43,10 @@ from hisem.geo import (
     write_geojson,
     write_gpkg,
 )
+from hisem.geo.bands import select_bands
+from hisem.geo.errors import OptionError
 from hisem.geo.reading import TilePair
-from hisem.pipeline.options import CaptionOptions, CaptionResult, RunPlan
+from hisem.pipeline.options import MAX_BEAM, CaptionOptions, CaptionResult, RunPlan
 
 log = logging.getLogger(__name__)
 
@@ -62,22 +65,22 @@ def _prob_path(out: Path, options: CaptionOptions) -> Path:
 
 
 def _check_options(options: CaptionOptions, model_tile: int) -> tuple[int, int]:
-    """Tile size and overlap in pixels; GeoError (one clear line) for impossible parameters."""
+    """Tile size and overlap in pixels; OptionError (one clear line, naming the option) otherwise."""
     tile = options.tile_size or model_tile
     if tile != model_tile:
-        raise GeoError(f"--tile-size {tile}: the model takes tiles of {model_tile} px; set --gsd to cover "
-                       "more or less ground per tile instead")
+        raise OptionError("tile_size", tile, f"the model takes tiles of {model_tile} px; change the GSD to cover "
+                          "more or less ground per tile instead")
     overlap = tile // 8 if options.overlap is None else options.overlap
     if not 0 <= overlap < tile // 2:
-        raise GeoError(f"--overlap must be within [0, {tile // 2}) px for {tile} px tiles, got {overlap}")
-    if options.beam < 1:
-        raise GeoError(f"--beam must be at least 1, got {options.beam}")
+        raise OptionError("overlap", overlap, f"must be within [0, {tile // 2}) px for {tile} px tiles")
+    if not 1 <= options.beam <= MAX_BEAM:
+        raise OptionError("beam", options.beam, f"must be within [1, {MAX_BEAM}] (time and memory grow with it)")
     if not 0.0 < options.threshold < 1.0:
-        raise GeoError(f"--threshold must be within (0, 1), got {options.threshold}")
+        raise OptionError("threshold", options.threshold, "must be within (0, 1)")
     if options.max_tiles is not None and options.max_tiles < 1:
-        raise GeoError(f"--max-tiles must be at least 1, got {options.max_tiles}")
-    if options.gsd is not None and not options.gsd > 0:
-        raise GeoError(f"--gsd must be positive, got {options.gsd}")
+        raise OptionError("max_tiles", options.max_tiles, "must be at least 1")
+    if options.gsd is not None and not (options.gsd > 0 and math.isfinite(options.gsd)):
+        raise OptionError("gsd", options.gsd, "must be a positive number of metres")
     return tile, overlap
 
 
@@ -92,7 +95,9 @@ def plan_run(before: str | Path, after: str | Path, options: CaptionOptions) -> 
             raise FileNotFoundError(f"{path}: no such file")
     model = resolve_model(options.model)
     tile_size, overlap = _check_options(options, model.tile_size)
-    before_info, after_info = open_raster(str(before)), open_raster(str(after))
+    before_info, after_info = (open_raster(str(p), options.raster_limits) for p in (before, after))
+    for info in (before_info, after_info):
+        select_bands(info, options.bands)  # a missing band is known from the header: say so now
     aoi = None
     if options.aoi is not None:
         aoi = parse_aoi(options.aoi, options.aoi_crs, allow_files=options.aoi_files)
@@ -184,8 +189,8 @@ def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path
         changes = _change_features(prob_path, options, grid.gsd, tiles, tile_features)
         timings["vectorise_s"] = time.perf_counter() - t_vec
         timings["total_s"] = time.perf_counter() - t_start
-        run_info = _run_info(before_info.path, after_info.path, model.id, runner, options, grid.gsd,
-                             tile_size, overlap, len(tiles), skipped, timings, warnings)
+        run_info = _run_info({"before": before_info.path, "after": after_info.path}, model.id, runner, options,
+                             grid.gsd, tile_size, overlap, len(tiles), skipped, timings, warnings)
         if options.geojson is not None:
             write_geojson(options.geojson, grid.crs_wkt, changes, overwrite=options.overwrite)
         write_gpkg(out, grid.crs_wkt, tile_features, changes, run_info, overwrite=options.overwrite)
@@ -256,7 +261,14 @@ def _change_features(prob_path: Path, options: CaptionOptions, gsd: float, tiles
     return features
 
 
-def _run_info(before: str, after: str, model_id: str, runner: Runner, options: CaptionOptions, gsd: float,
+def _input_record(role: str, path: str, options: CaptionOptions) -> dict[str, str]:
+    """Role, checksum and the path; or the name the caller gave (a server does not publish its paths)."""
+    where = {"name": options.input_names[role]} if options.input_names and role in options.input_names \
+        else {"path": str(Path(path).resolve())}
+    return {"role": role, **where, "sha256": sha256_file(path)}
+
+
+def _run_info(inputs: dict[str, str], model_id: str, runner: Runner, options: CaptionOptions, gsd: float,
               tile_size: int, overlap: int, tiles: int, skipped: int, timings: dict[str, float],
               warnings: list[str]) -> dict[str, Any]:
     """Provenance for the ``run`` table: enough to tell how a result was made and on what."""
@@ -274,8 +286,7 @@ def _run_info(before: str, after: str, model_id: str, runner: Runner, options: C
         "tiles": {"total": tiles, "skipped_nodata": skipped, "captioned": tiles - skipped},
         "timings": timings,
         "execution_provider": runner.providers,
-        "inputs": [{"role": role, "path": str(Path(p).resolve()), "sha256": sha256_file(p)}
-                   for role, p in (("before", before), ("after", after))],
+        "inputs": [_input_record(role, path, options) for role, path in inputs.items()],
         "warnings": warnings,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -11,11 +11,14 @@ if TYPE_CHECKING:
     from hisem.engine.registry import ModelInfo
     from hisem.engine.runner import Runner
     from hisem.geo import Aoi, Grid, RasterInfo, Tile
+    from hisem.geo.raster import RasterLimits
 
 # progress(done_tiles, total_tiles): called after each batch (and once at 0).
 ProgressCallback = Callable[[int, int], None]
 # cancel() -> True stops the run between batches, leaving nothing at the output paths.
 CancelHook = Callable[[], bool]
+# Beam search costs time and memory in proportion to the width (beam 1000: 90 s and 10 GB a tile).
+MAX_BEAM = 10
 
 
 @dataclass
@@ -29,7 +32,7 @@ class CaptionOptions:
     gsd: float | None = None
     tile_size: int | None = None
     overlap: int | None = None  # pixels; None: tile_size // 8
-    beam: int = 1
+    beam: int = 1  # at most MAX_BEAM
     n_best: int = 3  # alternatives kept per tile (capped at ``beam``)
     threshold: float = 0.5  # for both P(changed) of a tile and the per-pixel probability
     bands: tuple[int, int, int] | None = None
@@ -41,6 +44,8 @@ class CaptionOptions:
     prob_path: Path | None = None  # stitched probabilities; None: OUT with suffix ".prob.tif"
     overwrite: bool = False
     providers: str | list[str] = "auto"
+    raster_limits: RasterLimits | None = None  # caps on what the rasters declare; None: the geo defaults
+    input_names: dict[str, str] | None = None  # role -> name recorded instead of the path (the service's uploads)
     runner: Runner | None = None  # an engine already loaded for ``model`` (the service keeps one per worker)
     progress: ProgressCallback | None = None
     cancel: CancelHook | None = None
