@@ -39,6 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="write into a folder that already holds a data set (same-named files are replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    real = p.add_argument_group(
+        "real backgrounds", "--real DIR (repeatable): real single-date images (GeoTIFF/PNG) as backgrounds; "
+        "GeoJSON/GeoPackage building footprints in the same folder are used on its georeferenced images. "
+        "Pairs on them: real unchanged pairs under real-looking nuisances, synthetic objects composited on "
+        "real ground, real buildings removed or added by their footprints (see docs/training.md)")
+    real.add_argument("--real", action="append", type=Path, default=[], metavar="DIR",
+                      help="folder of real background images (repeatable)")
+    real.add_argument("--real-gsd", type=float, default=None, metavar="M",
+                      help="GSD of background images without georeference (PNG)")
+    real.add_argument("--real-fraction", type=float, default=0.6,
+                      help="share of pairs on real backgrounds, changed and unchanged alike (default 0.6)")
+    real.add_argument("--footprint-fraction", type=float, default=0.4,
+                      help="share of the changed real pairs that remove/add real buildings (default 0.4)")
     scene = p.add_argument_group(
         "georeferenced scene", "--scene DIR writes DIR/before.tif, DIR/after.tif (GeoTIFF) and DIR/truth.gpkg "
         "(true change polygons) instead of a data set; rendered in one go, so keep it within ~4000 px a side")
@@ -52,6 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hisem.cli import CommandError
+    from hisem.data.synth.backgrounds import BackgroundError
     from hisem.data.synth.writer import CAPTIONS_FILE, write_dataset
 
     if args.scene is not None:
@@ -66,8 +80,13 @@ def run(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise CommandError(f"--seed must be non-negative, got {args.seed}")
     start = time.perf_counter()
-    path = write_dataset(out, args.pairs, args.seed, args.size, args.gsd, args.unchanged_fraction,
-                         max(1, args.workers), args.split_fractions, progress=not args.no_progress)
+    try:
+        path = write_dataset(out, args.pairs, args.seed, args.size, args.gsd, args.unchanged_fraction,
+                             max(1, args.workers), args.split_fractions, progress=not args.no_progress,
+                             real=tuple(str(r) for r in args.real), real_gsd=args.real_gsd,
+                             real_fraction=args.real_fraction, footprint_fraction=args.footprint_fraction)
+    except BackgroundError as exc:
+        raise CommandError(str(exc)) from None
     seconds = time.perf_counter() - start
     print(f"{args.pairs} pairs in {seconds:.1f} s ({args.pairs / seconds:.1f} pairs/s, "
           f"{max(1, args.workers)} workers); captions: {path}")

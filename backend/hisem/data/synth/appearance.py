@@ -14,7 +14,7 @@ import numpy as np
 
 from hisem.data.synth.textures import value_noise
 
-MARGIN = 2  # canvas px kept around the image on each side: room for misregistration shifts
+MARGIN = 4  # canvas px kept around the image on each side: room for misregistration shifts (<= 4 px)
 HAZE_COLOR = np.array([0.78, 0.80, 0.83], np.float32)
 
 
@@ -38,8 +38,8 @@ def sample_looks(rng: np.random.Generator) -> tuple[Look, Look]:
     """The looks of the two dates: a shared base with independent per-date deviations."""
     season0, sun0, len0 = rng.uniform(0, 0.8), rng.uniform(0, 2 * math.pi), rng.uniform(0.4, 1.1)
     shift0 = rng.integers(-1, 2, 2)
-    # Relative misregistration of 0, 1 or 2 px per axis, kept inside the margin.
-    delta = rng.choice([-2, -1, 0, 1, 2], 2, p=[0.1, 0.25, 0.3, 0.25, 0.1])
+    # Relative misregistration of 0 to 4 px per axis, as real pairs have, kept inside the margin.
+    delta = rng.choice(np.arange(-4, 5), 2, p=[0.03, 0.05, 0.1, 0.2, 0.24, 0.2, 0.1, 0.05, 0.03])
     shift1 = np.clip(shift0 + delta, -MARGIN, MARGIN)
     looks = []
     for shift in (shift0, shift1):
@@ -47,7 +47,7 @@ def sample_looks(rng: np.random.Generator) -> tuple[Look, Look]:
         looks.append(
             Look(
                 season=float(np.clip(season0 + rng.normal(0, 0.2), 0, 1)),
-                sun=float(sun0 + rng.normal(0, 0.2)),
+                sun=float(sun0 + rng.normal(0, 0.5)),  # dates weeks or hours apart
                 shadow_len=float(len0 * rng.uniform(0.8, 1.25)),
                 shadow_dark=float(rng.uniform(0.35, 0.6)),
                 gain=tuple(float(bright * g) for g in rng.uniform(0.95, 1.05, 3)),  # type: ignore[misc]

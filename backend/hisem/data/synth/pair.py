@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from hisem.data.synth.appearance import MARGIN, finish, sample_looks
+from hisem.data.synth.appearance import MARGIN, Look, finish, sample_looks
 from hisem.data.synth.captions import captions
 from hisem.data.synth.change import ChangeEvent
 from hisem.data.synth.events import apply_events
@@ -114,6 +114,58 @@ def _n_events(rng: np.random.Generator, size: int, gsd: float) -> int:
     return int(rng.choice([1, 2, 3], p=[0.5, 0.35, 0.15]) * round(tiles))
 
 
+@dataclass(frozen=True)
+class RenderedPair:
+    """A synthetic pair before finishing: canvases (3, side, side) 0..1, object ids, measured events.
+
+    ``worthy`` are the events big and visible enough to caption; ``side`` = size + 2 x MARGIN.
+    """
+
+    canvas_b: np.ndarray
+    canvas_a: np.ndarray
+    ids_b: np.ndarray  # (side, side) int32, 0 = open ground
+    ids_a: np.ndarray
+    scene_b: Scene
+    scene_a: Scene
+    look_b: Look
+    look_a: Look
+    events: list[ChangeEvent]
+    worthy: list[ChangeEvent]
+
+
+def render_pair(rng: np.random.Generator, size: int, gsd: float, changed: bool) -> RenderedPair:
+    """Lay out, change and render one scene (both dates); retried until a visible change fits."""
+    side, roi = size + 2 * MARGIN, (float(MARGIN), float(MARGIN + size))
+    min_px = MIN_EVENT_M2 / gsd**2
+    for _ in range(50):
+        scene, occ = random_scene(rng, side, gsd)
+        tex = Textures.draw(rng, side, gsd)
+        look_b, look_a = sample_looks(rng)
+        canvas_b, ids_b = render(scene, tex, look_b)
+        events: list[ChangeEvent] = []
+        after = scene
+        if changed:
+            veg = tex.vegetation(scene.greenness)
+            after, events = apply_events(scene, occ, rng, veg, roi, _n_events(rng, size, gsd))
+            canvas_a, ids_a = render(after, tex, look_a)
+            events = _measure(events, scene, after, ids_b, ids_a, occ, veg, size)
+            worthy = [e for e in events if e.count > 0 and e.pixels >= min_px]
+            if not worthy:
+                continue  # nothing visible happened: lay out another scene
+        else:
+            (canvas_a, ids_a), worthy = render(scene, tex, look_a), []
+        return RenderedPair(canvas_b, canvas_a, ids_b, ids_a, scene, after, look_b, look_a, events, worthy)
+    raise RuntimeError(f"no visible change event fits a {size} px scene at {gsd} m/px")
+
+
+def event_mask(events: list[ChangeEvent], size: int) -> np.ndarray:
+    """(size, size) uint8, 255 on the union of the events' footprints."""
+    mask = np.zeros((size, size), np.uint8)
+    for e in events:
+        mask[e.box[0] : e.box[2], e.box[1] : e.box[3]][e.footprint] = 255
+    return mask
+
+
 def make_pair(rng: np.random.Generator | np.random.SeedSequence | int, size: int = 256, gsd: float = 0.5,
               changed: bool | None = None) -> SynthPair:
     """Render one pair. Deterministic for a seed; ``changed=None`` flips a fair coin.
@@ -124,33 +176,12 @@ def make_pair(rng: np.random.Generator | np.random.SeedSequence | int, size: int
     rng = np.random.default_rng(rng)
     if changed is None:
         changed = bool(rng.random() < 0.5)
-    side, roi = size + 2 * MARGIN, (float(MARGIN), float(MARGIN + size))
-    min_px = MIN_EVENT_M2 / gsd**2
-    for _ in range(50):
-        scene, occ = random_scene(rng, side, gsd)
-        tex = Textures.draw(rng, side, gsd)
-        look_b, look_a = sample_looks(rng)
-        canvas_b, ids_b = render(scene, tex, look_b)
-        events: list[ChangeEvent] = []
-        if changed:
-            veg = tex.vegetation(scene.greenness)
-            after, events = apply_events(scene, occ, rng, veg, roi, _n_events(rng, size, gsd))
-            canvas_a, ids_a = render(after, tex, look_a)
-            events = _measure(events, scene, after, ids_b, ids_a, occ, veg, size)
-            worthy = [e for e in events if e.count > 0 and e.pixels >= min_px]
-            if not worthy:
-                continue  # nothing visible happened: lay out another scene
-        else:
-            canvas_a, worthy = render(scene, tex, look_a)[0], []
-        mask = np.zeros((size, size), np.uint8)
-        for e in events:
-            mask[e.box[0] : e.box[2], e.box[1] : e.box[3]][e.footprint] = 255
-        return SynthPair(
-            before=finish(canvas_b, look_b, size, gsd, rng),
-            after=finish(canvas_a, look_a, size, gsd, rng),
-            mask=mask,
-            captions=captions(worthy, rng),
-            changeflag=int(changed),
-            events=events,
-        )
-    raise RuntimeError(f"no visible change event fits a {size} px scene at {gsd} m/px")
+    r = render_pair(rng, size, gsd, changed)
+    return SynthPair(
+        before=finish(r.canvas_b, r.look_b, size, gsd, rng),
+        after=finish(r.canvas_a, r.look_a, size, gsd, rng),
+        mask=event_mask(r.events, size),
+        captions=captions(r.worthy, rng),
+        changeflag=int(changed),
+        events=r.events,
+    )

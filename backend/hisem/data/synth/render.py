@@ -186,7 +186,7 @@ def _edges(idx: np.ndarray, width: int) -> np.ndarray:
     return e
 
 
-def _shadows(scene: Scene, look: Look) -> np.ndarray:
+def shadow_map(scene: Scene, look: Look) -> np.ndarray:
     """Shadow coverage 0..1 (side, side): each object's outline swept away from the sun."""
     img = Image.new("L", (scene.side, scene.side), 0)
     draw = ImageDraw.Draw(img)
@@ -242,7 +242,7 @@ def render(scene: Scene, tex: Textures, look: Look) -> tuple[np.ndarray, np.ndar
         edge = (edge2 if kind == "pond" else edge1)[sel] if kind in EDGE_KINDS else np.zeros(sel.size, bool)
         img[:, ctx.ys, ctx.xs] = SHADERS[kind](ctx, feats, pos[sel] - first[r], ctx.xs, ctx.ys, edge).T
     # Shadows fall on the ground and everything low, not on roofs or crowns.
-    shade = 1 - look.shadow_dark * _shadows(scene, look)
+    shade = 1 - look.shadow_dark * shadow_map(scene, look)
     high = np.zeros((side, side), bool)
     high[ys, xs] = pix_rank >= rank["building"]
     shade[high] = 1.0
