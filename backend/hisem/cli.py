@@ -15,7 +15,7 @@ import sys
 from hisem import __version__
 
 # Order is the order shown in --help.
-COMMANDS = ("synth", "train", "evaluate", "card", "export", "models", "caption", "serve", "bench")
+COMMANDS = ("synth", "train", "calibrate", "evaluate", "card", "export", "models", "caption", "serve", "bench")
 
 
 class CommandError(Exception):

@@ -61,10 +61,11 @@ class EncoderGraph(nn.Module):
 
     def forward(self, before: Tensor, after: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         out = self.model((before - self.mean) / self.std, (after - self.mean) / self.std)
-        change_prob = torch.softmax(out.router_logits, dim=-1)  # (B, 2): P(unchanged), P(changed)
-        mask = out.mask_logits
-        if mask is None:
-            mask = torch.full_like(before[:, :1], NO_MASK_LOGIT)  # (B, 1, S, S)
+        cfg = self.model.cfg
+        logits = out.router_logits + out.router_logits.new_tensor([0.0, cfg.flag_bias])  # the operating point
+        change_prob = torch.softmax(logits, dim=-1)  # (B, 2): P(unchanged), P(changed)
+        no_mask = out.mask_logits is None
+        mask = torch.full_like(before[:, :1], NO_MASK_LOGIT) if no_mask else out.mask_logits + cfg.mask_bias
         return cross_kv(self.model, out.memory), change_prob, mask
 
 

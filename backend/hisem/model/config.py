@@ -88,6 +88,11 @@ class HiSemConfig:
     hasd: HASDConfig = field(default_factory=HASDConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
     mask_head: MaskHeadConfig = field(default_factory=MaskHeadConfig)
+    # The operating point, chosen after training on validation data (`hisem calibrate`): logit
+    # offsets that the inference graphs add, so that 0.5 - every client's default threshold - is
+    # the chosen threshold for P(changed) of a tile and for the per-pixel change probability.
+    flag_bias: float = 0.0
+    mask_bias: float = 0.0
 
     @property
     def tokens(self) -> int:
