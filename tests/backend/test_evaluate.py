@@ -17,6 +17,7 @@ from PIL import Image
 from hisem import cli
 from hisem.data.readers import PairRecord, read_dataset
 from hisem.data.vocab import Vocab
+from hisem.evaluation.baseline import difference_baseline
 from hisem.evaluation.captions import METRICS, score_captions
 from hisem.evaluation.change import MaskMetrics, change_flag_metrics
 from hisem.evaluation.report import build_report, flags_from_captions, markdown_table
@@ -249,4 +250,7 @@ def test_cli_model_on_change_detection_folder_gives_flag_and_mask_figures(
     assert report["mask"] == pytest.approx(expected.compute())
     flags = [int(p >= 0.5) for p in preds.change_prob]
     assert report["change_flag"] == pytest.approx(change_flag_metrics([r.changeflag for r in records], flags))
-    assert "| change mask (changed class) | n |" in capsys.readouterr().out
+    assert report["inputs"]["engine"] == "pytorch"
+    assert report["baselines"]["differencing"] == pytest.approx(difference_baseline(records))
+    stdout = capsys.readouterr().out
+    assert "| change mask (changed class) | n |" in stdout and "| differencing | 10 |" in stdout

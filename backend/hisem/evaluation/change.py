@@ -81,3 +81,57 @@ class MaskMetrics:
             "n": self.n,
             "n_iou": self.n_iou,
         }
+
+
+CHANGED_TILE_FRACTION = 0.01  # a tile with at least this share of changed pixels must be called changed
+
+
+class TileFlagMetrics:
+    """The per-tile change flag against a change mask: false alarms and misses, as an analyst meets them.
+
+    A tile without a single changed pixel is an *unchanged* tile; one with at least
+    ``CHANGED_TILE_FRACTION`` of its pixels changed is a *changed* tile; the few in between (a
+    sliver of change) are counted (``minor_change_tiles``) but in neither rate, as either call is
+    defensible there. ``false_alarm_rate`` = unchanged tiles called changed / unchanged tiles;
+    ``miss_rate`` = changed tiles called unchanged / changed tiles. Accuracy, precision and recall
+    are over the unchanged and changed tiles (changed = positive), ``n`` is their number.
+    """
+
+    def __init__(self) -> None:
+        self.tiles = 0
+        self.called = 0
+        self.unchanged = 0
+        self.false_alarms = 0
+        self.changed = 0
+        self.misses = 0
+
+    def update(self, changed_fraction: float, called_changed: bool) -> None:
+        """Add one tile: the share of its (valid) pixels the label marks changed, and the model's call."""
+        self.tiles += 1
+        self.called += int(called_changed)
+        if changed_fraction <= 0.0:
+            self.unchanged += 1
+            self.false_alarms += int(called_changed)
+        elif changed_fraction >= CHANGED_TILE_FRACTION:
+            self.changed += 1
+            self.misses += int(not called_changed)
+
+    def compute(self) -> dict[str, float | int | None]:
+        hits = self.changed - self.misses
+        decided = self.unchanged + self.changed
+        return {
+            "false_alarm_rate": _ratio(self.false_alarms, self.unchanged),
+            "miss_rate": _ratio(self.misses, self.changed),
+            "tiles": self.tiles,
+            "tiles_called_changed": self.called,
+            "unchanged_tiles": self.unchanged,
+            "false_alarms": self.false_alarms,
+            "changed_tiles": self.changed,
+            "misses": self.misses,
+            "minor_change_tiles": self.tiles - decided,
+            "accuracy": _ratio(decided - self.false_alarms - self.misses, decided),
+            "precision": _ratio(hits, hits + self.false_alarms),
+            "recall": _ratio(hits, self.changed),
+            "n": decided,
+            "changed_tile_fraction": CHANGED_TILE_FRACTION,
+        }

@@ -22,6 +22,7 @@ from hisem.evaluation.change import MaskMetrics, change_flag_metrics
 SUBSETS = ("all", "changed", "unchanged")
 FLAG_METRICS = ("accuracy", "precision", "recall")
 MASK_METRICS = ("precision", "recall", "F1", "IoU", "cIoU")
+TILE_FLAG_METRICS = ("false_alarm_rate", "miss_rate", *FLAG_METRICS)
 
 
 def flags_from_captions(captions: Sequence[str]) -> list[int]:
@@ -116,8 +117,32 @@ def markdown_table(report: dict[str, Any]) -> str:
         blocks.append(_table("captions", METRICS, rows))
     if report.get("change_flag"):
         flag = report["change_flag"]
-        blocks.append(_table("change flag (changed = positive)", FLAG_METRICS, [("all", flag["n"], flag)]))
+        if "false_alarm_rate" in flag:
+            blocks.append(_table("change flag per tile (changed = positive)", TILE_FLAG_METRICS,
+                                 [("tiles", flag["n"], flag)]) + "\n\n" + _tile_counts(flag))
+        else:
+            blocks.append(_table("change flag (changed = positive)", FLAG_METRICS, [("all", flag["n"], flag)]))
     if report.get("mask"):
         mask = report["mask"]
-        blocks.append(_table("change mask (changed class)", MASK_METRICS, [("all", mask["n"], mask)]))
+        rows = [("model", mask["n"], mask)]
+        rows += [(name, scores["n"], scores) for name, scores in (report.get("baselines") or {}).items()]
+        blocks.append(_table("change mask (changed class)", MASK_METRICS, rows))
+    if report.get("pairs"):
+        blocks.append(_pairs_table(report["pairs"]))
     return "\n\n".join(blocks) if blocks else "(nothing to score)"
+
+
+def _tile_counts(flag: dict[str, Any]) -> str:
+    return (f"{flag['tiles']} tiles: {flag['false_alarms']} of {flag['unchanged_tiles']} unchanged tiles called "
+            f"changed, {flag['misses']} of {flag['changed_tiles']} changed tiles (>= "
+            f"{100 * flag['changed_tile_fraction']:g} % changed pixels) called unchanged, "
+            f"{flag['minor_change_tiles']} with fewer changed pixels in neither rate.")
+
+
+def _pairs_table(pairs: Sequence[dict[str, Any]]) -> str:
+    """Per pair: tiles, tiles called changed, share of pixels marked, the most-changed tile's caption."""
+    lines = ["| pair | tiles | called changed | marked % | caption (most-changed tile) |", "|---|---|---|---|---|"]
+    for p in pairs:
+        lines.append(f"| {p['name']} | {p['tiles']} | {p['tiles_called_changed']} | "
+                     f"{_pct(p['marked_fraction'])} | {p['caption'] or '(empty)'} |")
+    return "\n".join(lines)
