@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,6 @@ from typing import Any
 import torch
 
 from hisem.data.readers import read_dataset
-from hisem.evaluation.baseline import difference_baseline
 from hisem.evaluation.model_eval import evaluate_model
 from hisem.evaluation.predict import resolve_checkpoint
 from hisem.evaluation.report import markdown_table
@@ -34,7 +34,7 @@ class CardInputs:
     model: str  # run folder or checkpoint
     model_id: str
     heldout: Path  # synthetic folder with a test split from a seed never used in training
-    real_data: Path  # ../shared/data: levir-cc/ and dsifn/
+    real_data: Path  # ../shared/data: levir-cc/ (the other real sets: make eval-real)
     out_dir: Path  # where MODEL_CARD.md and metrics.json go
     device: str = "cpu"
     batch_size: int = 32
@@ -58,14 +58,11 @@ def measure(inputs: CardInputs) -> dict[str, Any]:
     """Every figure of the card, measured now."""
     heldout_records = read_dataset(inputs.heldout, split="test")
     heldout, _ = evaluate_model(inputs.model, heldout_records, inputs.batch_size, inputs.device)
-    dsifn_records = read_dataset(inputs.real_data / "dsifn")
-    dsifn, _ = evaluate_model(inputs.model, dsifn_records, inputs.batch_size, inputs.device)
     levir = [r for r in read_dataset(inputs.real_data / "levir-cc") if r.before is not None and r.after is not None]
     _, levir_preds = evaluate_model(inputs.model, levir, inputs.batch_size, inputs.device)
     return {
         "model_id": inputs.model_id,
         "heldout_synthetic": heldout,
-        "dsifn": {"model": dsifn["mask"], "difference_baseline": difference_baseline(dsifn_records)},
         "levir_cc_pairs": [
             {
                 "name": r.name,
@@ -78,6 +75,21 @@ def measure(inputs: CardInputs) -> dict[str, Any]:
     }
 
 
+def _sources(data: Path) -> tuple[str, Counter[str]]:
+    """The training set's description and its train pairs counted by source (synthetic / real kinds)."""
+    captions = json.loads((data / "LevirCCcaptions.json").read_text(encoding="utf-8"))
+    counts = Counter(i.get("source", "synthetic") for i in captions["images"] if i["split"] == "train")
+    return str(captions.get("dataset", "")), counts
+
+
+SOURCE_WORDS = {
+    "synthetic": "fully synthetic scenes",
+    "same": "real unchanged pairs (one real crop, two independent real-looking acquisitions)",
+    "objects": "synthetic change objects composited on real ground",
+    "buildings": "real buildings removed or added by their footprints",
+}
+
+
 def _training_section(run_dir: Path) -> str:
     options_path, history_path = run_dir / "options.json", run_dir / "history.jsonl"
     if not options_path.exists():
@@ -85,12 +97,13 @@ def _training_section(run_dir: Path) -> str:
     options = json.loads(options_path.read_text(encoding="utf-8"))
     history = [json.loads(line) for line in history_path.read_text(encoding="utf-8").splitlines()] \
         if history_path.exists() else []
-    train_pairs = len(read_dataset(Path(options["data"]), split="train"))
+    data = Path(options["data"])
+    described, counts = _sources(data)
     seconds = sum(h.get("train_seconds", 0.0) for h in history)
+    mix = "; ".join(f"{n:,} {SOURCE_WORDS.get(k, k)}" for k, n in counts.most_common())
     lines = [
-        f"- Data: {train_pairs:,} synthetic training pairs from `hisem synth` (folder "
-        f"`{Path(options['data']).name}`, LEVIR-CC layout, 5 captions and a change mask per pair); "
-        "validation on its `val` split. **No real imagery was used for training.**",
+        f"- Data: {sum(counts.values()):,} training pairs from `hisem synth` (folder `{data.name}`: {described}), "
+        f"LEVIR-CC layout, 5 captions and a change mask per pair: {mix}. Validation on its `val` split.",
         f"- Recipe: `hisem train --preset {options['preset']}` — {options['epochs']} epochs, batch "
         f"{options['batch_size']}, Adam lr {options['lr']}, seed {options['seed']}, feature cache "
         f"`{options.get('cache_features', 'auto')}`; the HiSem release's router warm-up/ramp and "
@@ -101,20 +114,38 @@ def _training_section(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def _calibration_section(model: str) -> str:
+    cal = _payload(model)["extra"].get("calibration")
+    if not cal:
+        return "- Thresholds: P(changed) ≥ 0.5 for the tile flag and for mask pixels (not calibrated)."
+    return (
+        f"- Operating point (`hisem calibrate` on {cal['pairs']} `{cal['split']}` pairs of the training set, never an "
+        f"evaluation set): tile flag at P(changed) ≥ {cal['flag_threshold']:.3f} (accuracy "
+        f"{_pct(cal['flag_accuracy'])} vs {_pct(cal['flag_accuracy_at_half'])} at 0.5), mask pixels at "
+        f"≥ {cal['mask_threshold']:.3f} (F1 {_pct(cal['mask_f1'])} vs {_pct(cal['mask_f1_at_half'])} at 0.5), "
+        "folded into the graphs so that every client's 0.5 is this point."
+    )
+
+
+REAL_START, REAL_END = "<!-- real-imagery:start -->", "<!-- real-imagery:end -->"
+
+
+def fill_real_section(card: str, table: str) -> str:
+    """The card with its real-imagery section replaced by ``table`` (written by `make eval-real`)."""
+    head, _, rest = card.partition(REAL_START)
+    _, _, tail = rest.partition(REAL_END)
+    if not rest:
+        return card
+    return f"{head}{REAL_START}\n{table.strip()}\n{REAL_END}{tail}"
+
+
 def render(inputs: CardInputs, figures: dict[str, Any]) -> str:
     """MODEL_CARD.md text."""
     heldout = figures["heldout_synthetic"]
-    dsifn = figures["dsifn"]
     run_dir = resolve_checkpoint(inputs.model).parent
     targets = "\n".join(
         f"| {name} | {_pct(value)} | {_pct(target)} | {'met' if value is not None and value >= target else 'MISSED'} |"
         for name, value, target in _target_rows(heldout)
-    )
-    mask_rows = "\n".join(
-        f"| {label} | {_pct(m.get('precision'))} | {_pct(m.get('recall'))} | {_pct(m.get('F1'))} | "
-        f"{_pct(m.get('IoU'))} | {_pct(m.get('cIoU'))} |"
-        for label, m in (("HiSem (this model)", dsifn["model"] or {}), ("image differencing (CVA + Otsu)",
-                                                                       dsifn["difference_baseline"]))
     )
     levir_rows = "\n".join(
         f"| {p['name']} | {p['caption'] or '(empty)'} | {_pct(p['p_changed'])} | {'<br>'.join(p['references'])} |"
@@ -125,24 +156,34 @@ def render(inputs: CardInputs, figures: dict[str, Any]) -> str:
     backbone = {"lite": "EfficientNet-Lite0 with ImageNet weights", "tiny": "a small CNN trained from scratch",
                 "paper": "CLIP ViT-B/16"}.get(enc["name"], enc["name"])
     frozen = "frozen" if enc["freeze"] else "trained"
+    options = json.loads((run_dir / "options.json").read_text(encoding="utf-8")) \
+        if (run_dir / "options.json").exists() else {}
+    counts = _sources(Path(options["data"]))[1] if options else Counter()
+    real_share = 1 - counts.get("synthetic", 0) / max(sum(counts.values()), 1)
+    learned = (f"**Trained on synthetic change, {100 * real_share:.0f} % of it on real single-date imagery; no real "
+               "bi-temporal pair.**" if real_share > 0 else "**Trained on synthetic scenes only.**")
     return f"""# {inputs.model_id}
 
-**Trained on synthetic scenes only.** HiSem (BDAM + HASD) change captioning with the `{enc["name"]}`
-encoder ({backbone}, {frozen}; width {cfg["dim"]}, {cfg["bdam"]["layers"]} BDAM layers), trained by
-this project's own code on its synthetic bi-temporal generator. Expect it to describe
-synthetic-looking towns well and real imagery poorly: the scores on real pairs below say how poorly.
+{learned} HiSem (BDAM + HASD) change captioning with the `{enc["name"]}` encoder ({backbone},
+{frozen}; width {cfg["dim"]}, {cfg["bdam"]["layers"]} BDAM layers), trained by this project's own code
+on its bi-temporal generator (`hisem synth`, docs/training.md). The real imagery it learned from is
+training material only (../shared/data/README.md): the Joplin pre- and post-event tiles (0.6 m, with
+2,823 building footprints used on the pre-event tiles) and the SpaceNet Paris/Atlanta/Las Vegas
+singles, resampled to 0.5 m. No evaluation set (DSIFN, AirChange, EGY-BCD, the LEVIR-CC images) was
+trained on or used to choose anything.
 
 ## Training
 
 {_training_section(run_dir)}
+{_calibration_section(inputs.model)}
 - Input: two RGB tiles of {enc["image_size"]} × {enc["image_size"]} px at 0.5 m/px (raw 0–255; the exported
   ONNX graph normalises them itself).
-- Vocabulary: words seen at least 5 times in the synthetic training captions (all of them LEVIR-CC words).
+- Vocabulary: words seen at least 5 times in the training captions (all of them LEVIR-CC words).
 
 ## Held-out synthetic test set
 
-{len(read_dataset(inputs.heldout, split="test")):,} pairs of `{inputs.heldout.name}`, generated with a seed never
-used in training; half of them unchanged.
+{len(read_dataset(inputs.heldout, split="test")):,} pairs of `{inputs.heldout.name}`, fully synthetic, generated with a
+seed never used in training; half of them unchanged.
 
 {markdown_table(heldout)}
 
@@ -154,13 +195,14 @@ used in training; half of them unchanged.
 
 ## Real imagery
 
-### DSIFN-CD (10 real 256 × 256 pairs with change masks, GSD not stated)
+Measured by `make eval-real` on the installed model (ONNX Runtime, the `hisem caption` path), each set
+at its stated GSD resampled to 0.5 m, next to the two baselines; see docs/real-imagery.md.
 
-| method | precision | recall | F1 | IoU | cIoU |
-|---|---|---|---|---|---|
-{mask_rows}
+{REAL_START}
+(not measured yet: run `make eval-real MODEL={inputs.model_id}`)
+{REAL_END}
 
-### LEVIR-CC (the 3 real pairs available here)
+### LEVIR-CC (the 3 real pairs available here, PyTorch)
 
 | pair | this model's caption | P(changed) | LEVIR-CC references |
 |---|---|---|---|
@@ -168,11 +210,13 @@ used in training; half of them unchanged.
 
 ## Limits
 
-- Synthetic training data: buildings, roads, trees, ponds, fields, parking lots and bare land drawn
-  from above by `hisem synth`; no real sensor, season or city. Real-world accuracy is far lower than
-  the synthetic figures.
+- Change learnt from simulation: real buildings removed/added by their footprints (Joplin, Missouri,
+  suburban houses), synthetic buildings, roads, trees, ponds, fields and parking lots pasted on real
+  ground, and fully synthetic towns. Real change of other kinds (construction sites, large
+  earthworks, crops, new cities in desert) was never shown to it as such.
+- Real backgrounds come from a handful of US/European scenes: other cities, climates and sensors
+  are out of its training distribution.
 - Captions are LEVIR-CC-style English from a ~{_vocab_size(inputs.model)}-word vocabulary.
-- Masks are thresholded at 0.5; change flag at P(changed) ≥ 0.5.
 
 Scores: pycocoevalcap on words (see docs/evaluation.md); masks: precision/recall/F1/cIoU over summed
 pixel counts, IoU = mean per image. Regenerate with `make train-default`.
@@ -205,9 +249,15 @@ def write_card(inputs: CardInputs) -> dict[str, Any]:
         **{f"heldout_synthetic_{k}": v for k, v in (heldout.get("all") or {}).items()},
         **{f"heldout_synthetic_changed_{k}": v for k, v in (heldout.get("changed") or {}).items()},
         **{f"heldout_synthetic_mask_{k}": v for k, v in (heldout.get("mask") or {}).items() if k in ("F1", "IoU")},
-        **{f"dsifn_mask_{k}": v for k, v in (figures["dsifn"]["model"] or {}).items() if k in ("F1", "IoU")},
     }
-    payload["extra"]["training_data"] = {"dataset": "synthetic (hisem synth)", "real_imagery": False}
+    run_dir = checkpoint.parent
+    options = json.loads((run_dir / "options.json").read_text(encoding="utf-8")) \
+        if (run_dir / "options.json").exists() else {}
+    described, counts = _sources(Path(options["data"])) if options else ("", Counter())
+    payload["extra"]["training_data"] = {
+        "dataset": described or "synthetic (hisem synth)", "pairs_by_source": dict(counts),
+        "real_imagery": "single-date backgrounds only" if set(counts) - {"synthetic"} else False,
+    }
     torch.save(payload, checkpoint.parent / "release.pt")
     log.info("model card written to %s", inputs.out_dir / "MODEL_CARD.md")
     return figures

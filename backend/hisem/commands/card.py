@@ -12,15 +12,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "card",
         help="write a model card: held-out synthetic scores and scores on real imagery",
-        description="Measures the model on a held-out synthetic test split, the real DSIFN pairs (next to an "
-        "image-differencing baseline) and the real LEVIR-CC pairs, then writes MODEL_CARD.md, metrics.json "
-        "and RUN/release.pt (the checkpoint with those metrics, for `hisem export`).",
+        description="Measures the model on a held-out synthetic test split and the real LEVIR-CC pairs, says "
+        "what it was trained on (the training set's sources, the calibrated operating point), then writes "
+        "MODEL_CARD.md, metrics.json and RUN/release.pt (the checkpoint with those metrics, for `hisem "
+        "export`). The real-imagery table is filled in by `make eval-real` on the installed model.",
     )
     p.add_argument("--model", required=True, help="run folder or checkpoint")
     p.add_argument("--id", required=True, dest="model_id", help="model id, e.g. hisem-lite-synthetic-v1")
     p.add_argument("--heldout", required=True, type=Path, help="synthetic folder whose test split is held out")
     p.add_argument("--real-data", type=Path, default=DEFAULT_REAL_DATA,
-                   help="folder with levir-cc/ and dsifn/ (default: the project's shared/data)")
+                   help="folder with levir-cc/ (default: the project's shared/data)")
     p.add_argument("-o", "--out", required=True, type=Path, help="folder for MODEL_CARD.md and metrics.json")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=32)
@@ -31,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from hisem.cli import CommandError
     from hisem.modelcard import CardInputs, write_card
 
-    for folder in (args.real_data / "dsifn", args.real_data / "levir-cc"):
+    for folder in (args.real_data / "levir-cc",):
         if not folder.is_dir():
             raise CommandError(f"{folder}: real data folder not found (use --real-data)")
     figures = write_card(CardInputs(
