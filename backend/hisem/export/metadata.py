@@ -28,7 +28,7 @@ def _numbers(values: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def _training_data(extra: dict[str, Any]) -> dict[str, Any] | None:
+def training_data_of(extra: dict[str, Any]) -> dict[str, Any] | None:
     """The checkpoint's own account of its data, else what the trainer's options record."""
     if isinstance(extra.get("training_data"), dict):
         return dict(extra["training_data"])
@@ -37,11 +37,15 @@ def _training_data(extra: dict[str, Any]) -> dict[str, Any] | None:
         return None
     # The folder name, not the full path: a model file should not carry a developer's directories.
     info: dict[str, Any] = {"dataset": Path(str(options["data"])).name}
-    for key in ("epochs", "batch_size", "lr", "seed"):
-        if key in options:
+    if isinstance(extra.get("data"), dict):  # pair counts, recorded by the trainer
+        info.update({k: v for k, v in extra["data"].items() if k != "dataset"})
+    for key in ("epochs", "batch_size", "lr", "lr_schedule", "seed", "max_steps"):
+        if options.get(key) is not None:
             info[key] = options[key]
     if "epoch" in extra:
         info["checkpoint_epoch"] = int(extra["epoch"]) + 1
+    if extra.get("parent"):
+        info["fine_tuned_from"] = extra["parent"].get("model_id")
     return info
 
 
@@ -89,7 +93,11 @@ def build_metadata(
             "in_graph": True,  # the encoder graph takes raw 0-255 values
         },
         "max_len": cfg.decoder.max_len,
-        "training_data": _training_data(extra),
+        "training_data": training_data_of(extra),
+        # Fine-tuned models name their parent (id, where it came from, what it was trained on).
+        "parent_model": extra.get("parent"),
+        "vocabulary": extra.get("vocabulary"),
+        "selection": extra.get("selection"),
         "metrics": _metrics(extra),
         "hisem_version": __version__,
     }

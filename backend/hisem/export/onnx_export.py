@@ -34,6 +34,7 @@ from hisem.export.graphs import DecoderStepGraph, EncoderGraph, with_sparse_moe
 from hisem.export.metadata import build_metadata, exporter_info
 from hisem.export.quiet import quiet_export_tools
 from hisem.model import HiSem, load_checkpoint
+from hisem.model.checkpoint import WEIGHTS_FILE, save_weights
 
 log = logging.getLogger(__name__)
 
@@ -136,14 +137,15 @@ def export_model(
     quantize: str | None = None,
     gsd_m: float | None = None,
 ) -> ExportResult:
-    """Export ``model`` into ``out_dir`` (fp32 graphs, optionally int8 ones) and write model.json.
+    """Export ``model`` into ``out_dir`` (fp32 graphs, optionally int8 ones, weights.pt), write model.json.
 
     ``model_id`` defaults to the folder's name, the way models are listed and looked up. A previous
     export in ``out_dir`` is replaced (its int8 graphs too, so no stale precision is left listed).
+    ``weights.pt`` is what `hisem train --init` fine-tunes from (model.checkpoint.save_weights).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for name in export_files():
+    for name in (*export_files(), WEIGHTS_FILE):
         (out / name).unlink(missing_ok=True)
     model = model.eval()
     metadata = build_metadata(model, vocab, extra or {}, model_id or out.resolve().name, gsd_m)
@@ -158,11 +160,18 @@ def export_model(
         quantize_int8(out, {**metadata, "precision": "int8"})
     elif quantize is not None:
         raise ValueError(f"unknown quantisation {quantize!r}; only int8 is supported")
+    save_weights(out / WEIGHTS_FILE, model, vocab, weights_extra(metadata))
     precisions = available_precisions(out)
     card = {**metadata, "precisions": list(precisions),
             "files": {p: {g: graph_filename(g, p) for g in (ENCODER, DECODER_STEP)} for p in precisions}}
     (out / MODEL_CARD).write_text(json.dumps(card, indent=2, sort_keys=True), encoding="utf-8")
     return ExportResult(out, metadata, precisions)
+
+
+def weights_extra(metadata: dict[str, Any]) -> dict[str, Any]:
+    """What weights.pt keeps of the card: identity and provenance, for a fine-tuned child's card."""
+    keys = ("model_id", "preset", "gsd_m", "training_data", "parent_model", "vocabulary", "selection", "metrics")
+    return {key: metadata[key] for key in keys if metadata.get(key) is not None}
 
 
 def export_checkpoint(checkpoint: str | Path, out_dir: str | Path, **kwargs: Any) -> ExportResult:

@@ -66,6 +66,15 @@ def broadcast_object(ctx: DistContext, obj: object) -> object:
     return box[0]
 
 
+def gather_object(ctx: DistContext, obj: object) -> list[object]:
+    """Every rank's ``obj``, in rank order, on every rank (e.g. RNG states for last.pt)."""
+    if not ctx.enabled:
+        return [obj]
+    out: list[object] = [None] * ctx.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def parameter_checksum(module: torch.nn.Module) -> str:
     """SHA-256 of every parameter's bytes, in name order: equal on all ranks iff weights are in sync.
 
@@ -82,9 +91,4 @@ def parameter_checksum(module: torch.nn.Module) -> str:
 
 def gather_checksums(ctx: DistContext, module: torch.nn.Module) -> list[str]:
     """Every rank's parameter checksum, gathered on all ranks."""
-    mine = parameter_checksum(module)
-    if not ctx.enabled:
-        return [mine]
-    out: list[str | None] = [None] * ctx.world_size
-    dist.all_gather_object(out, mine)
-    return [str(c) for c in out]
+    return [str(c) for c in gather_object(ctx, parameter_checksum(module))]

@@ -40,3 +40,21 @@ def teacher_forced(epoch: int, total_epochs: int) -> bool:
     """Whether the HASD path follows the ground-truth change flag in this 0-based epoch."""
     cutoff = round(total_epochs * PAPER_TEACHER_FORCED_EPOCHS / PAPER_EPOCHS)
     return epoch < cutoff
+
+
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def learning_rate(step: int, total_steps: int, base_lr: float, schedule: str) -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total_steps``.
+
+    ``constant``: the release's recipe. ``cosine``: from ``base_lr`` down to 0 at ``total_steps``,
+    the fine-tuning default (a short run that should not jump away from its parent's weights at the
+    end). A function of the step alone, so a resumed run needs no scheduler state.
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        progress = min(step / max(total_steps, 1), 1.0)
+        return base_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+    raise ValueError(f"unknown learning-rate schedule {schedule!r}; choose one of {LR_SCHEDULES}")

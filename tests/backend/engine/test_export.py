@@ -28,7 +28,7 @@ def test_graphs_are_checked_single_files(trained: TrainedModel, name: str) -> No
     onnx.checker.check_model(str(path), full_check=True)
     proto = onnx.load(str(path), load_external_data=False)
     assert not any(uses_external_data(t) for t in proto.graph.initializer)
-    assert sorted(p.name for p in trained.model_dir.iterdir()) == sorted([*GRAPH_FILES, "model.json"])
+    assert sorted(p.name for p in trained.model_dir.iterdir()) == sorted([*GRAPH_FILES, "model.json", "weights.pt"])
 
 
 def test_metadata_round_trip(trained: TrainedModel) -> None:

@@ -47,7 +47,7 @@ def test_cli_train_writes_run_and_checkpoints_rebuild(synth_small: Path, tmp_pat
 def test_router_follows_teacher_forcing_schedule(synth_small: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     epochs = 5  # forced for round(5 * 41/50) = 4 epochs, then the router decides
-    trainer = Trainer(_opts(synth_small, tmp_path / "run", epochs=epochs, max_steps=2))
+    trainer = Trainer(_opts(synth_small, tmp_path / "run", epochs=epochs, batch_size=48))
     seen: list[tuple[int, torch.Tensor | None, torch.Tensor]] = []
     original = trainer.step.forward
     epoch_box = [0]
@@ -70,9 +70,9 @@ def test_router_follows_teacher_forcing_schedule(synth_small: Path, tmp_path: Pa
 
 def test_resume_continues_where_it_stopped(synth_small: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    Trainer(_opts(synth_small, run, epochs=1)).fit()
+    Trainer(_opts(synth_small, run, epochs=2, max_steps=3)).fit()  # 3 steps = the first epoch (96 / 32)
     first = load_checkpoint(run / "last.pt")[2]
-    assert first["epoch"] == 0
+    assert (first["epoch"], first["step"], first["epoch_complete"]) == (0, 3, True)
     resumed = Trainer(_opts(synth_small, run, epochs=2, resume=True))
     assert resumed.start_epoch == 1
     assert resumed.optimizer.state_dict()["state"], "optimiser state restored"
