@@ -18,6 +18,14 @@ from hisem.engine.decoding import START_ID
 ATOL = 1e-4
 
 
+def repeats(caption: str, n: int) -> bool:
+    """Whether a caption holds an n-gram twice or a clause (words between "and"s) twice."""
+    words = caption.split()
+    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+    clauses = caption.split(" and ")
+    return len(grams) != len(set(grams)) or len(clauses) != len(set(clauses))
+
+
 @pytest.mark.parametrize("batch", [1, 3, 8])
 def test_encoder_outputs_match(ort_fp32, torch_runner, held_out, batch: int) -> None:
     _, before, after = held_out
@@ -45,14 +53,28 @@ def test_step_log_probs_match(ort_fp32, torch_runner, held_out, batch: int, leng
     np.testing.assert_allclose(np.exp(got).sum(axis=1), 1.0, atol=1e-4)  # log-softmax
 
 
-def test_greedy_captions_match(ort_fp32, torch_runner, held_out) -> None:
+@pytest.mark.parametrize(("beam", "ngram"), [(1, 3), (1, 0), (1, 1), (3, 3), (3, 0), (3, 1)])
+def test_captions_match(ort_fp32, torch_runner, held_out, beam: int, ngram: int) -> None:
+    """Both runners decode with the one search and the one repetition rule: same captions, on or off.
+
+    The tiny model repeats no 3-gram on its own ("the scene is the same as before" repeats "the"):
+    n = 1 is the case where blocking changes its captions, checked below.
+    """
     _, before, after = held_out
-    got, expected = ort_fp32.caption(before, after), torch_runner.caption(before, after)
-    assert [r.captions[0][0] for r in got] == [r.captions[0][0] for r in expected]
-    scores = [r.captions[0][1] for r in got], [r.captions[0][1] for r in expected]
+    got = ort_fp32.caption(before, after, beam=beam, n_best=beam, no_repeat_ngram=ngram)
+    expected = torch_runner.caption(before, after, beam=beam, n_best=beam, no_repeat_ngram=ngram)
+    assert [[t for t, _ in r.captions] for r in got] == [[t for t, _ in r.captions] for r in expected]
+    scores = [[s for _, s in r.captions] for r in got], [[s for _, s in r.captions] for r in expected]
     np.testing.assert_allclose(*scores, atol=ATOL)
-    assert all(r.captions[0][0] and "<" not in r.captions[0][0] for r in got)  # words only, no specials
+    texts = [text for r in got for text, _ in r.captions]
+    assert all("<" not in text for text in texts)  # words only, no specials
+    assert beam > 1 or all(texts)  # (a weak model's beam alternatives may end at once: "")
     assert all(r.mask_prob.shape == (64, 64) and 0.0 <= r.change_prob <= 1.0 for r in got)
+    if ngram:
+        assert not any(repeats(text, ngram) for text in texts)
+    if ngram == 1:
+        unblocked = ort_fp32.caption(before, after, beam=beam, n_best=beam, no_repeat_ngram=0)
+        assert any(a.captions != b.captions for a, b in zip(got, unblocked, strict=True))
 
 
 def test_metadata_read_from_the_graphs(ort_fp32, torch_runner, trained: TrainedModel) -> None:
