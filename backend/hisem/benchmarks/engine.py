@@ -1,4 +1,6 @@
-"""Inference speed and memory side by side: PyTorch eager, ONNX Runtime fp32, ONNX Runtime int8.
+"""Inference speed and memory side by side: PyTorch eager, ONNX Runtime fp32, ONNX Runtime int8
+(and ONNX Runtime fp32 on the CUDA provider when onnxruntime has it, with the providers the session
+really uses).
 
 One run, the same model and the same tiles for all three. Each runner is measured in its own fresh
 process (``spawn``), so its peak RSS is its own: interpreter, libraries (torch is never imported by
@@ -29,9 +31,18 @@ from hisem.benchmarks.common import in_fresh_process, markdown_table, peak_rss_m
 log = logging.getLogger(__name__)
 
 RUNNERS = ("torch", "ort_fp32", "ort_int8")
+CUDA_RUNNER = "ort_cuda"  # ONNX Runtime fp32 on its CUDA provider: measured when onnxruntime offers it
+CUDA_PROVIDER = "CUDAExecutionProvider"
 CONFIGS = ((8, 1), (1, 1), (1, 3), (8, 3))  # (batch, beam); batch 8 greedy first: its RSS is its own
 HEADLINE = "batch8_greedy"
 RANDOM_VOCAB = 500  # LEVIR-CC's vocabulary is ~500 words
+
+
+def available_runners() -> tuple[str, ...]:
+    """The runners to measure: the CPU three, and the CUDA one where this onnxruntime build has CUDA."""
+    import onnxruntime as ort
+
+    return (*RUNNERS, CUDA_RUNNER) if CUDA_PROVIDER in ort.get_available_providers() else RUNNERS
 
 
 def config_name(batch: int, beam: int) -> str:
@@ -89,10 +100,13 @@ def measure(kind: str, checkpoint: str, model_dir: str, tiles: int, max_len: int
     else:
         from hisem.engine.ort_runner import OrtRunner
 
-        precision = kind.removeprefix("ort_")
-        runner = OrtRunner(model_dir, precision, providers=["CPUExecutionProvider"], threads=threads)
+        cuda = kind == CUDA_RUNNER
+        precision = "fp32" if cuda else kind.removeprefix("ort_")
+        providers = [CUDA_PROVIDER, "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
+        runner = OrtRunner(model_dir, precision, providers=providers, threads=threads)
     before, after = _tiles(tiles, runner.tile_size)
-    out: dict[str, Any] = {"providers": runner.providers, "configs": {}, "rss_after_load_mb": peak_rss_mb()}
+    out: dict[str, Any] = {"providers": runner.providers, "configs": {}, "rss_after_load_mb": peak_rss_mb(),
+                           "cuda_in_use": CUDA_PROVIDER in runner.providers}  # the session's, not the request
     for batch, beam in CONFIGS:
         cursor = [0]
 
@@ -130,7 +144,7 @@ def bench_engine(model: str | None = None, tiles: int = 16, max_len: int = 24, m
             "threads": threads or "library default (one per core)",
             "rss": "peak RSS of a fresh process per runner",
         }
-        for kind in RUNNERS:
+        for kind in available_runners():
             args = (kind, str(checkpoint), str(model_dir), tiles, max_len, min_seconds, threads)
             results[kind] = headline(in_fresh_process(ctx, measure, args, kind))
             log.info("%s: %.2f tiles/s (batch 8, greedy)", kind, results[kind]["tiles_per_s"])
@@ -147,7 +161,7 @@ def headline(measured: dict[str, Any]) -> dict[str, Any]:
 def compare(results: dict[str, Any]) -> None:
     """Speed ratios to PyTorch per configuration, and how often greedy captions match PyTorch's."""
     base = results["torch"]["configs"]
-    for kind in RUNNERS[1:]:
+    for kind in _measured(results)[1:]:
         configs = results[kind]["configs"]
         ratios = {name: configs[name]["tiles_per_s"] / base[name]["tiles_per_s"] for name in configs}
         results[kind]["speedup_vs_torch"] = ratios[HEADLINE]
@@ -162,8 +176,15 @@ def engine_table(results: dict[str, Any]) -> str:
     header = ["runner", *[f"{n} tiles/s" for n in names], "× torch (b8 greedy)", "encode ms b8",
               "peak RSS MiB (b8 greedy)"]
     rows = []
-    for kind in RUNNERS:
+    for kind in _measured(results):
         r = results[kind]
-        rows.append([kind, *[r["configs"][n]["tiles_per_s"] for n in names], r.get("speedup_vs_torch", 1.0),
+        label = kind
+        if kind == CUDA_RUNNER:  # say whether the GPU really ran it: ORT falls back to CPU silently
+            label += " (CUDA provider in use)" if r.get("cuda_in_use") else " (CUDA provider NOT in use: CPU)"
+        rows.append([label, *[r["configs"][n]["tiles_per_s"] for n in names], r.get("speedup_vs_torch", 1.0),
                      r["configs"][HEADLINE]["encode_ms"], r["peak_rss_mb"]])
     return markdown_table(header, rows)
+
+
+def _measured(results: dict[str, Any]) -> list[str]:
+    return [kind for kind in (*RUNNERS, CUDA_RUNNER) if kind in results]
