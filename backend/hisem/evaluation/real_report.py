@@ -199,6 +199,16 @@ share of pixels marked is over the whole chip.
 """
 
 
+def fill_card(card: Path, reports: dict[str, dict[str, Any]]) -> None:
+    """Put the mask/flag table into the model's own MODEL_CARD.md (its real-imagery section), if it has one."""
+    from hisem.modelcard import fill_real_section
+
+    if card.is_file() and _summary_rows(reports):
+        text = card.read_text(encoding="utf-8")
+        table = f"{_mask_table(reports)}\n\nCaptions on LEVIR-CC and the Joplin chips: docs/real-imagery.md."
+        card.write_text(fill_real_section(text, table), encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m hisem.evaluation.real_report", description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default", help="installed model id or folder; 'default': the default model")
@@ -222,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     out_text = os.path.relpath(args.out, REPO) if args.out.resolve().is_relative_to(REPO) else str(args.out)
     args.doc.write_text(render(model, reports, seconds, args.command, out_text), encoding="utf-8")
+    fill_card(model.path / "MODEL_CARD.md", reports)
     sys.stdout.write(f"{_mask_table(reports)}\nwrote {args.doc} and {args.out}/ in {seconds / 60:.1f} min\n")
     return 0
 
