@@ -113,8 +113,9 @@ def _model_from_weights(path: Path, payload: dict[str, Any], cfg: HiSemConfig) -
             "those this model was trained with; install the version the model was made with"
         )
     result = model.load_state_dict(payload["state_dict"], strict=False)  # copy_ casts fp16 -> fp32
-    if result.unexpected_keys or set(result.missing_keys) != set(keys):
-        missing = sorted(set(result.missing_keys) - set(keys))
+    # Only the omitted keys may be missing (BatchNorm does not even report its num_batches_tracked).
+    missing = sorted(set(result.missing_keys) - set(keys))
+    if result.unexpected_keys or missing:
         raise ValueError(f"{path}: weights do not fit the model (missing {missing[:3]}, "
                          f"unexpected {result.unexpected_keys[:3]})")
     return model

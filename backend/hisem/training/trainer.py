@@ -200,9 +200,14 @@ def resume_options(opts: TrainOptions, saved: dict[str, Any], source: Path) -> T
     return replace(opts, **{k: saved[k] for k in SCHEDULE_OPTIONS if k in saved and k not in given})
 
 
-def _defaults(opts: TrainOptions, parent: Parent | None) -> TrainOptions:
-    """A new run's options with every unset one decided (fine-tuning has defaults of its own)."""
-    if parent is None and opts.extend_vocab:
+def _defaults(opts: TrainOptions, parent: Parent | None, fine_tune: bool | None = None) -> TrainOptions:
+    """The options with every unset one decided (fine-tuning has defaults of its own).
+
+    ``parent``: a new fine-tune's parent, whose architecture the options must keep. ``fine_tune``
+    (default: whether there is a parent) is for a resumed run, whose parent is not loaded again.
+    """
+    fine_tune = parent is not None if fine_tune is None else fine_tune
+    if not fine_tune and opts.extend_vocab:
         raise ValueError("--extend-vocab only applies when fine-tuning (--init MODEL)")
     if parent is not None:
         cfg = parent.model.cfg
@@ -213,7 +218,6 @@ def _defaults(opts: TrainOptions, parent: Parent | None) -> TrainOptions:
                 raise ValueError(f"--init: {_flag(key)} {asked} differs from the parent model's ({has}); "
                                  "a fine-tuned model keeps its parent's architecture")
         opts = replace(opts, **{k: has for k, (_, has) in wanted.items()})
-    fine_tune = parent is not None
     chosen = {
         "preset": opts.preset or "tiny",
         "epochs": opts.epochs or (FINE_TUNE_EPOCHS if fine_tune else 10),
@@ -266,7 +270,9 @@ class Trainer:
         parent = None
         if resuming:
             self.model, vocab_dict, state = load_checkpoint(last, map_location="cpu")
-            self.opts = resume_options(opts, state.get("options", {}), last)
+            resumed = resume_options(opts, state.get("options", {}), last)
+            # a run saved before an option existed takes its default
+            self.opts = _defaults(resumed, None, fine_tune=bool(resumed.init))
             saved_world = int(state.get("world_size", 1))
             if saved_world != self.ctx.world_size:
                 raise ValueError(f"--resume: {last} was trained by {saved_world} processes, this run has "
