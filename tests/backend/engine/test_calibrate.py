@@ -22,6 +22,18 @@ def test_best_flag_threshold_on_hand_made_probabilities() -> None:
     assert _best_flag(np.append(prob, 0.9), np.append(flag, -1))[1] == 1.0
 
 
+def test_flag_threshold_stays_near_one_half_when_accuracy_is_flat() -> None:
+    """Best accuracy only for t in (0.01, 0.03] (one pair more), 0.5 within a standard error: 0.5 it is."""
+    prob = np.array([*([0.01] * 90), *([0.95] * 10), 0.03, *([0.9] * 99)])
+    flag = np.array([0] * 100 + [1] * 100)
+    t, acc, at_half = _best_flag(prob, flag)
+    assert at_half == pytest.approx(189 / 200) and t == pytest.approx(0.5) and acc == at_half
+    # Without the noise the extra pair is a real gain: the threshold moves (as little as it can).
+    clean = np.array([*([0.01] * 100), 0.03, *([0.9] * 99)])
+    t, acc, _ = _best_flag(clean, flag)
+    assert t == pytest.approx(0.03) and acc == 1.0
+
+
 def test_best_mask_threshold_on_hand_made_histograms() -> None:
     pos, neg = np.zeros(BINS, np.int64), np.zeros(BINS, np.int64)
     pos[300], pos[800] = 10, 10  # changed pixels at P = 0.3 and 0.8
