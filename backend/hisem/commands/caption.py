@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tile-size", type=int, default=None, metavar="PX", help="tile side (default: the model's)")
     p.add_argument("--overlap", type=int, default=None, metavar="PX", help="tile overlap (default: tile/8)")
     p.add_argument("--beam", type=int, default=1, metavar="K", help="beam width (default 1: greedy)")
+    # default None: CaptionOptions' own (3), read in run(), which imports the pipeline
+    p.add_argument("--no-repeat-ngram", type=int, default=None, metavar="N",
+                   help="no caption repeats a phrase of N words or a clause (default 3; 0: off)")
     p.add_argument("--threshold", type=float, default=0.5, metavar="P",
                    help="change probability threshold for tiles and pixels (default 0.5)")
     p.add_argument("--bands", type=_bands, default=None, metavar="1,2,3",
@@ -69,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
     options = CaptionOptions(
         model=args.model, aoi=args.bbox if args.bbox is not None else args.aoi,
         aoi_crs=args.bbox_crs if args.bbox is not None else args.aoi_crs, gsd=args.gsd,
-        tile_size=args.tile_size, overlap=args.overlap, beam=args.beam, threshold=args.threshold,
+        tile_size=args.tile_size, overlap=args.overlap, beam=args.beam,
+        no_repeat_ngram=CaptionOptions.no_repeat_ngram if args.no_repeat_ngram is None else args.no_repeat_ngram,
+        threshold=args.threshold,
         bands=args.bands, max_tiles=args.max_tiles, geojson=args.geojson, overwrite=args.overwrite,
         progress=progress,
     )

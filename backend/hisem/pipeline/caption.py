@@ -75,6 +75,8 @@ def _check_options(options: CaptionOptions, model_tile: int) -> tuple[int, int]:
         raise OptionError("overlap", overlap, f"must be within [0, {tile // 2}) px for {tile} px tiles")
     if not 1 <= options.beam <= MAX_BEAM:
         raise OptionError("beam", options.beam, f"must be within [1, {MAX_BEAM}] (time and memory grow with it)")
+    if options.no_repeat_ngram < 0:
+        raise OptionError("no_repeat_ngram", options.no_repeat_ngram, "must be 0 (off) or a positive n-gram size")
     if not 0.0 < options.threshold < 1.0:
         raise OptionError("threshold", options.threshold, "must be within (0, 1)")
     if options.max_tiles is not None and options.max_tiles < 1:
@@ -156,7 +158,8 @@ def _caption_changes(before: str | Path, after: str | Path, out_gpkg: str | Path
                 return
             t0 = time.perf_counter()
             results = runner.caption(np.stack([p.before for _, p in batch]),  # (B, 3, S, S)
-                                     np.stack([p.after for _, p in batch]), beam=options.beam, n_best=n_best)
+                                     np.stack([p.after for _, p in batch]), beam=options.beam, n_best=n_best,
+                                     no_repeat_ngram=options.no_repeat_ngram)
             engine_s += time.perf_counter() - t0
             for (tile, pair), result in zip(batch, results, strict=True):
                 stitcher.add(tile, result.mask_prob, pair.valid)
@@ -280,6 +283,7 @@ def _run_info(inputs: dict[str, str], model_id: str, runner: Runner, options: Ca
         "versions": {"hisem": __version__, "gdal": gdal.__version__, "onnxruntime": onnxruntime.__version__,
                      "numpy": np.__version__},
         "parameters": {"gsd_m": gsd, "tile_size": tile_size, "overlap": overlap, "beam": options.beam,
+                       "no_repeat_ngram": options.no_repeat_ngram,
                        "threshold": options.threshold, "bands": options.bands, "max_tiles": options.max_tiles,
                        "aoi": options.aoi, "aoi_crs": options.aoi_crs, "min_area_m2": options.min_area_m2,
                        "batch_size": options.batch_size},

@@ -34,6 +34,9 @@ class CaptionOptions:
     overlap: int | None = None  # pixels; None: tile_size // 8
     beam: int = 1  # at most MAX_BEAM
     n_best: int = 3  # alternatives kept per tile (capped at ``beam``)
+    # No n-gram of this size and no clause twice in a caption; 0: off. The engine's NO_REPEAT_NGRAM (not
+    # imported: that loads onnxruntime wherever options are read; tests/backend/engine checks they agree).
+    no_repeat_ngram: int = 3
     threshold: float = 0.5  # for both P(changed) of a tile and the per-pixel probability
     bands: tuple[int, int, int] | None = None
     max_tiles: int | None = 10_000

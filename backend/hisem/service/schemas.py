@@ -57,6 +57,8 @@ class JobParams(_Strict):
     overlap: int | None = Field(None, ge=0, le=2048, description="tile overlap in pixels (default: tile/8)")
     beam: int = Field(1, ge=1, le=10, description="beam width; 1 is greedy decoding")
     n_best: int = Field(3, ge=1, le=10, description="captions kept per tile (at most beam)")
+    no_repeat_ngram: int = Field(3, ge=0, le=64, description="no caption repeats an n-gram of this size "
+                                 "or a clause; 0 turns repetition blocking off")
     threshold: float = Field(0.5, gt=0, lt=1, description="change probability threshold for tiles and pixels")
     bands: tuple[int, int, int] | None = Field(None, description="R, G, B band numbers (default: colour interp.)")
     max_tiles: int = Field(10_000, ge=1, le=1_000_000, description="refuse runs with more tiles")
@@ -77,6 +79,7 @@ class JobParams(_Strict):
             "model": self.model, "aoi": self.aoi.as_text() if self.aoi else None,
             "aoi_crs": self.aoi.crs if self.aoi else None, "aoi_files": False, "gsd": self.gsd,
             "tile_size": self.tile_size, "overlap": self.overlap, "beam": self.beam, "n_best": self.n_best,
+            "no_repeat_ngram": self.no_repeat_ngram,
             "threshold": self.threshold, "bands": self.bands, "max_tiles": self.max_tiles,
             "min_area_m2": self.min_area_m2,
         }
