@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export`). The real-imagery table is filled in by `make eval-real` on the installed model.",
     )
     p.add_argument("--model", required=True, help="run folder or checkpoint")
-    p.add_argument("--id", required=True, dest="model_id", help="model id, e.g. hisem-lite-synthetic-v1")
+    p.add_argument("--id", required=True, dest="model_id", help="model id, e.g. hisem-lite-hybrid-v2")
     p.add_argument("--heldout", required=True, type=Path, help="synthetic folder whose test split is held out")
     p.add_argument("--real-data", type=Path, default=DEFAULT_REAL_DATA,
                    help="folder with levir-cc/ (default: the project's shared/data)")

@@ -19,7 +19,7 @@ from hisem.engine.modelfiles import MODEL_CARD, available_precisions, read_model
 log = logging.getLogger(__name__)
 
 ENV_VAR = "HISEM_MODELS_DIR"
-DEFAULT_MODEL_ID = "hisem-lite-synthetic-v1"
+DEFAULT_MODEL_ID = "hisem-lite-hybrid-v2"
 # engine/registry.py -> engine -> hisem -> backend -> repository root
 REPO_MODELS_DIR = Path(__file__).resolve().parents[3] / "resources" / "models"
 
