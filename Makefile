@@ -83,7 +83,7 @@ demo: setup
 	$(VENV)/bin/hisem synth --scene $(DEMO)/town --size-m 1000 --seed 7 --after-crs EPSG:3857 --overwrite; \
 	serve_models=(); \
 	if [ "$$($(VENV)/bin/hisem models --json | $(PY) -c 'import json,sys; print(len(json.load(sys.stdin)["models"]))')" = 0 ]; then \
-		echo "demo: NO MODEL INSTALLED (the default, hisem-lite-synthetic-v1, comes from 'make train-default')"; \
+		echo "demo: NO MODEL INSTALLED (the default, hisem-lite-hybrid-v2, comes from 'make train-default')"; \
 		echo "demo: training a tiny stand-in model for this demo: its captions are NOT meaningful"; \
 		if [ ! -f $(DEMO)/models/demo-tiny/model.json ]; then \
 			$(VENV)/bin/hisem synth --out $(DEMO)/tiny-data --pairs 200 --size 64 --seed 1 --overwrite --no-progress; \
