@@ -12,6 +12,12 @@ import zlib
 from pathlib import Path
 
 from geo_helpers import UTM33_ORIGIN
+from osgeo import gdal
+
+from hisem.geo.crs import make_srs
+
+LOCAL_CS = 'LOCAL_CS["site grid",UNIT["metre",1]]'  # an engineering CRS: metres, but nowhere on the Earth
+MARS_UTM = "IAU_2015:49910"  # a projected CRS of Mars: parses, but never reaches WGS 84
 
 _SHORT, _LONG, _DOUBLE = 3, 4, 12
 _FORMATS = {_SHORT: "H", _LONG: "I", _DOUBLE: "d"}
@@ -50,4 +56,27 @@ def write_block_bomb(path: Path, side: int = 12288, bands: int = 3, epsg: int = 
     ifd.append(struct.pack("<I", 0))
     path.write_bytes(b"II*\0" + struct.pack("<I", ifd_offset) + data + b"\0" * (len(data) % 2)
                      + b"".join(ifd) + b"".join(extra))
+    return path
+
+
+def relabel_crs(src: Path, out: Path, crs: str) -> Path:
+    """A copy of ``src`` whose CRS is replaced by ``crs``: the same numbers, another meaning."""
+    ds = gdal.Translate(str(out), str(src))
+    ds.SetSpatialRef(make_srs(crs))
+    ds = None
+    return out
+
+
+def damage_block(path: Path, x: int, y: int) -> Path:
+    """Overwrite the bytes of block (x, y) of band 1 of a tiled, compressed GeoTIFF with garbage, in place.
+
+    Its header stays intact and so do the other blocks: only reading that block fails.
+    """
+    ds = gdal.Open(str(path))
+    offset = int(ds.GetRasterBand(1).GetMetadataItem(f"BLOCK_OFFSET_{x}_{y}", "TIFF"))
+    size = int(ds.GetRasterBand(1).GetMetadataItem(f"BLOCK_SIZE_{x}_{y}", "TIFF"))
+    ds = None
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(bytes((i * 37 + 11) % 256 for i in range(size)))
     return path

@@ -7,16 +7,29 @@ import json
 import os
 from pathlib import Path
 
+# The server's caps (ServiceSettings fields of the same names), as flags.
+_CAP_FLAGS = (
+    ("max_tiles", int, "N", "tiles per job, whatever params.max_tiles says"),
+    ("min_gsd_m", float, "M", "finest working GSD a job may ask for"),
+    ("max_gsd_m", float, "M", "coarsest working GSD a job may ask for"),
+    ("max_tile_megapixels", float, "MP", "source pixels per band warped into one tile (the overviews count)"),
+    ("max_block_mb", float, "MIB", "one decoded block of an upload, all bands (decompression bombs)"),
+    ("max_raster_megapixels", float, "MP", "width x height an upload may declare"),
+    ("check_cpu_s", float, "S", "CPU time the check of one job's uploads may take"),
+    ("check_memory_mb", float, "MIB", "address space of the process that checks one job's uploads"),
+)
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from hisem.service.settings import TOKEN_ENV
+    from hisem.service.settings import TOKEN_ENV, ServiceSettings
 
     p = sub.add_parser(
         "serve",
         help="run the HTTP backend (/v1: health, models, jobs)",
         description="Serve the /v1 API of docs/api.md with FastAPI on uvicorn. Binds 127.0.0.1 by default; "
         f"any other host needs a token (--token or ${TOKEN_ENV}), and then every endpoint but /v1/health "
-        "asks for 'Authorization: Bearer TOKEN'.",
+        "asks for 'Authorization: Bearer TOKEN'. Browsers: only loopback Host names (and --allow-host) and no "
+        "foreign Origin (but --allow-origin) are answered.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8765, help="port (default 8765)")
@@ -36,6 +49,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="where jobs keep their inputs and results (default $XDG_STATE_HOME/hisem/jobs)")
     p.add_argument("--keep-results-h", type=float, default=24.0, metavar="H",
                    help="hours a finished job and its results are kept (default 24)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a Host name clients use to reach this server, besides loopback and --host (repeatable; "
+                   "'*' for any): other Host headers get 403 (DNS rebinding)")
+    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                   help="a web page origin (https://example.org) allowed to call this server, with CORS "
+                   "(repeatable): requests with any other Origin get 403 (CSRF)")
+    caps = p.add_argument_group("caps", "what one job may cost; a request beyond one gets 413/422 naming it")
+    for name, kind, metavar, help_text in _CAP_FLAGS:
+        default = getattr(ServiceSettings, name)
+        caps.add_argument(f"--{name.replace('_', '-')}", type=kind, default=default, metavar=metavar,
+                          help=f"{help_text} (default {default:g})")
     p.add_argument("--openapi", type=Path, default=None, metavar="FILE",
                    help="write the OpenAPI document to FILE and exit (docs/openapi.json)")
     p.set_defaults(func=run)
@@ -61,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, token=args.token or os.environ.get(TOKEN_ENV) or None,
         max_upload_mb=args.max_upload_mb, max_queue=args.max_queue, workers=args.workers,
         jobs_dir=args.jobs_dir, result_ttl_s=args.keep_results_h * 3600.0, threads=args.threads,
+        allow_hosts=tuple(args.allow_host), allow_origins=tuple(args.allow_origin),
+        **{name: getattr(args, name) for name, *_ in _CAP_FLAGS},
     )
     try:
         settings.check()

@@ -132,7 +132,7 @@ def _check_readable(ds: gdal.Dataset, path: str) -> None:
             band.ReadRaster(0, 0, min(bw, width), min(bh, height))
             band.ReadRaster(last_x, last_y, min(bw, width - last_x), min(bh, height - last_y))
         except RuntimeError as exc:
-            raise RasterReadError(f"{path}: band {index} cannot be read (truncated?): {exc}") from exc
+            raise RasterReadError(f"{path}: band {index} cannot be read (truncated or damaged?): {exc}") from exc
 
 
 def open_dataset(path: str) -> gdal.Dataset:

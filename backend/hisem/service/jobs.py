@@ -30,6 +30,11 @@ class QueueFullError(Exception):
     """More jobs queued or running than the server accepts."""
 
 
+def _interrupt(job: Job, reason: str) -> None:
+    """An interrupted job is failed with the reason, never left queued or running, nor "cancelled" by nobody."""
+    job.state, job.finished, job.error = "failed", time.time(), reason
+
+
 def _iso(t: float | None) -> str | None:
     return None if t is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
@@ -221,13 +226,21 @@ class JobStore:
                 log.warning("ignoring %s: %s", record_path, exc)
                 continue
             if not job.finished_state:
-                job.state, job.finished = "failed", time.time()
-                job.error = "the server stopped before this job finished; submit it again"
+                _interrupt(job, "the server stopped before this job finished; submit it again")
             with self._lock:
                 self._jobs[job.id] = job
                 self._save(job)
             loaded += 1
         return loaded
+
+    def interrupt_unfinished(self, reason: str) -> list[str]:
+        """Fail every queued or running job with ``reason`` (a server shutting down); returns their ids."""
+        with self._lock:
+            unfinished = [j for j in self._jobs.values() if not j.finished_state]
+            for job in unfinished:
+                _interrupt(job, reason)
+                self._save(job)
+        return [j.id for j in unfinished]
 
     def sweep(self, now: float | None = None) -> list[str]:
         """Delete finished jobs older than the retention time; returns their ids."""

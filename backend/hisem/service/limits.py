@@ -7,10 +7,11 @@ FastAPI's body parser lets through, so the client gets the same 413).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import HTTPException
+
+from hisem.service.guards import reject
 
 
 class BodySizeLimit:
@@ -20,14 +21,10 @@ class BodySizeLimit:
 
     def _message(self) -> str:
         return f"upload too large: the server accepts at most {self.max_bytes / 2**20:g} MiB per request " \
-               "(hisem serve --max-upload-mb); send a smaller AOI or a lower GSD"
+               "(hisem serve --max-upload-mb); send a smaller AOI or read it at a coarser GSD"
 
     async def _reject(self, send: Any) -> None:
-        body = json.dumps({"detail": self._message()}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
-        await send({"type": "http.response.body", "body": body})
+        await reject(send, 413, self._message(), cap="max_upload_mb", limit=self.max_bytes / 2**20)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":

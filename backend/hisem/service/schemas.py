@@ -2,7 +2,8 @@
 
 These pydantic models are the source of docs/openapi.json. ``JobParams`` forbids unknown fields
 and accepts no file path anywhere: the model is an id, the AOI is WKT or a bbox, a CRS is an
-authority code (GDAL would read a file named in a CRS or an AOI string).
+authority code (GDAL would read a file named in a CRS or an AOI string). Types are strict (``"3"``
+and ``true`` are not a beam width) and numbers finite (NaN is not a GSD).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hisem.pipeline.options import MAX_BEAM
+
 MODEL_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 AUTHORITY_CODE = r"^[A-Za-z][A-Za-z0-9_]*:[A-Za-z0-9.]+$"  # EPSG:4326, OGC:CRS84, ESRI:102100
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -18,7 +21,7 @@ FINISHED_STATES = ("done", "failed", "cancelled")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
 
 class AoiParams(_Strict):
@@ -55,13 +58,14 @@ class JobParams(_Strict):
     gsd: float | None = Field(None, gt=0, le=1000, description="working ground sample distance in metres")
     tile_size: int | None = Field(None, ge=8, le=4096, description="tile side in pixels (default: the model's)")
     overlap: int | None = Field(None, ge=0, le=2048, description="tile overlap in pixels (default: tile/8)")
-    beam: int = Field(1, ge=1, le=10, description="beam width; 1 is greedy decoding")
-    n_best: int = Field(3, ge=1, le=10, description="captions kept per tile (at most beam)")
+    beam: int = Field(1, ge=1, le=MAX_BEAM, description="beam width; 1 is greedy decoding")
+    n_best: int = Field(3, ge=1, le=MAX_BEAM, description="captions kept per tile (at most beam)")
     no_repeat_ngram: int = Field(3, ge=0, le=64, description="no caption repeats an n-gram of this size "
                                  "or a clause; 0 turns repetition blocking off")
     threshold: float = Field(0.5, gt=0, lt=1, description="change probability threshold for tiles and pixels")
     bands: tuple[int, int, int] | None = Field(None, description="R, G, B band numbers (default: colour interp.)")
-    max_tiles: int = Field(10_000, ge=1, le=1_000_000, description="refuse runs with more tiles")
+    max_tiles: int = Field(10_000, ge=1, le=1_000_000,
+                           description="refuse runs with more tiles (the server's own cap, max_tiles, also applies)")
     min_area_m2: float = Field(4.0, ge=0, le=1e9, description="smallest change polygon kept")
     dates: DatePair | None = None
     labels: dict[str, str] | None = Field(None, max_length=32,
@@ -86,9 +90,12 @@ class JobParams(_Strict):
 
 
 class ErrorBody(BaseModel):
-    """Every 4xx answer: ``detail`` names the problem in one sentence."""
+    """Every 4xx answer: ``detail`` names the problem in one sentence; ``cap`` and ``limit`` when a server
+    cap was hit (the cap's name is the ``hisem serve`` flag's, and a key of ``Health.caps``)."""
 
     detail: str
+    cap: str | None = Field(None, description="the server cap that refused the request, e.g. max_tiles")
+    limit: float | None = Field(None, description="that cap's value on this server")
 
 
 class JobStatus(BaseModel):
@@ -127,7 +134,7 @@ class ModelEntry(BaseModel):
 class Health(BaseModel):
     """``GET /v1/health``: answers without a token, so that a client can tell "down" from "refused"."""
 
-    status: Literal["ok"]
+    status: Literal["ok", "degraded"] = Field(description="degraded while a worker is down (being restarted)")
     version: str
     model: str | None = Field(description="the default model, None when no model is installed")
     execution_provider: str = Field(description="the ONNX Runtime provider the workers really use")
@@ -137,3 +144,8 @@ class Health(BaseModel):
     jobs_queued: int
     jobs_running: int
     auth_required: bool
+    workers_alive: int = Field(description="worker processes ready to run a job")
+    worker_restarts: int = Field(description="workers replaced since the server started (died idle or in a job)")
+    last_worker_failure: str | None = Field(None, description="what happened to the last worker replaced, and when")
+    caps: dict[str, float] = Field(description="the server's caps by name (max_tiles, max_tile_megapixels, ...); "
+                                   "a request beyond one gets a 4xx naming it")

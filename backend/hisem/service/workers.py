@@ -26,12 +26,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from hisem.service.errors import describe_exit, scrub_paths
 from hisem.service.jobs import RESULT_GEOJSON, RESULT_GPKG, JobStore
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 120.0
 POLL_S = 0.2
+IDLE_CHECK_S = 1.0  # how often an idle supervisor looks at its worker
+RESTART_RETRY_S = 5.0
+SHUTDOWN_REASON = "the server shut down while this job was running; submit it again"
 
 
 def cpu_device_name() -> str:
@@ -93,29 +97,46 @@ def worker_main(conn: Connection, cancel: Any, threads: int | None) -> None:
 def _run(spec: dict[str, Any], runners: dict[str, Any], conn: Connection, cancel: Any,
          threads: int | None) -> tuple[str, Any]:
     from hisem.engine import OrtRunner, resolve_model
-    from hisem.geo import GEO_ERRORS
+    from hisem.geo import GEO_ERRORS, RasterReadError
+    from hisem.geo.raster import RasterLimits
     from hisem.pipeline import CaptionOptions, PipelineCancelled, caption_changes
     from hisem.service.result import write_result_geojson
 
     job_dir = Path(spec["dir"])
+    inputs = {"before": spec["before"], "after": spec["after"]}
+
+    def clean(message: str) -> str:
+        return scrub_paths(message, inputs, job_dir.parent)
+
     try:
         model = resolve_model(spec["options"]["model"])
         if model.id not in runners:
             runners[model.id] = OrtRunner(model.path, threads=threads)
-        options = CaptionOptions(**spec["options"], runner=runners[model.id], overwrite=True,
+        options = CaptionOptions(**spec["options"], raster_limits=RasterLimits(**spec["limits"]),
+                                 runner=runners[model.id], overwrite=True,
                                  progress=lambda done, total: conn.send(("progress", done, total)),
                                  cancel=cancel.is_set)
-        result = caption_changes(spec["before"], spec["after"], job_dir / RESULT_GPKG, options)
-        write_result_geojson(job_dir / RESULT_GPKG, job_dir / RESULT_GEOJSON, spec["provenance"])
+        result = caption_changes(inputs["before"], inputs["after"], job_dir / RESULT_GPKG, options)
+        warnings = [clean(w) for w in result.warnings]  # the run table's name the job's files
+        write_result_geojson(job_dir / RESULT_GPKG, job_dir / RESULT_GEOJSON,
+                             {**spec["provenance"], "warnings": warnings})
     except PipelineCancelled:
         return "cancelled", None
+    except RasterReadError as exc:
+        return "failed", f"{clean(str(exc))} (the upload is damaged inside: the checks at submission read only " \
+                         "its first and last blocks)"
     except (*GEO_ERRORS, FileNotFoundError, ValueError) as exc:
-        return "failed", str(exc)
+        return "failed", clean(str(exc))
+    except RuntimeError as exc:  # GDAL's own errors, raised where the geo layer does not wrap them
+        log.exception("job %s", spec["id"])
+        return "failed", f"GDAL could not read or write the rasters of this job: {clean(str(exc))}"
     except Exception as exc:  # a job's bug must not kill the worker; the log has the trace
         log.exception("job %s", spec["id"])
-        return "failed", f"internal error: {type(exc).__name__}: {exc}"
-    return "done", {"changes": result.changes, "warnings": result.warnings, "timings": result.timings,
-                    "tiles_total": result.tiles_total, "tiles_skipped": result.tiles_skipped}
+        return "failed", f"the job stopped on an unexpected error ({type(exc).__name__}: {clean(str(exc))}); " \
+                         "the server log has the details"
+    return "done", {"changes": result.changes, "warnings": warnings,
+                    "timings": result.timings, "tiles_total": result.tiles_total,
+                    "tiles_skipped": result.tiles_skipped}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -154,20 +175,17 @@ class _Worker:
         self.conn.close()
 
 
-def _death(exitcode: int | None) -> str:
-    if exitcode is not None and exitcode < 0:
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
-
-
 class WorkerPool:
-    """``n`` worker processes, each fed by a supervisor thread from one shared queue of job ids."""
+    """``n`` worker processes, each fed by a supervisor thread from one shared queue of job ids.
 
-    def __init__(self, store: JobStore, workers: int = 1, threads: int | None = None) -> None:
+    A supervisor also watches its worker while idle (every ``IDLE_CHECK_S``): a worker that died
+    between jobs is replaced before the next job reaches it, and ``health()`` reports the restart.
+    """
+
+    def __init__(self, store: JobStore, workers: int = 1, threads: int | None = None,
+                 raster_limits: dict[str, int | None] | None = None) -> None:
         self.store = store
+        self.limits = raster_limits or {}  # RasterLimits fields: the workers apply the upload check's caps too
         self.n = workers
         self.threads = threads or max(1, (os.cpu_count() or 1) // workers)
         self._ctx = multiprocessing.get_context("spawn")  # no fork of a threaded server
@@ -176,6 +194,8 @@ class WorkerPool:
         self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
         self.info: dict[str, Any] = {}
+        self.restarts = 0
+        self.last_failure: str | None = None
 
     def start(self) -> dict[str, Any]:
         """Start every worker and wait until each has loaded its engine; returns the first's info."""
@@ -195,7 +215,13 @@ class WorkerPool:
     def worker_pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
+    def health(self) -> dict[str, Any]:
+        """Workers ready to run a job, restarts so far and the last failure (for ``GET /v1/health``)."""
+        alive = sum(bool(w.info) and w.process.is_alive() for w in self._workers)
+        return {"workers_alive": alive, "worker_restarts": self.restarts, "last_worker_failure": self.last_failure}
+
     def stop(self) -> None:
+        """Stop the workers; a running job is failed ("the server shut down"), queued ones too."""
         self._stopping.set()
         for _ in self._threads:
             self._queue.put(None)
@@ -204,12 +230,18 @@ class WorkerPool:
             worker.stop()
         for thread in self._threads:
             thread.join(timeout=10)
+        self.store.interrupt_unfinished("the server shut down before this job ran; submit it again")
 
     def _supervise(self, index: int) -> None:
         while not self._stopping.is_set():
-            job_id = self._queue.get()
+            try:
+                job_id = self._queue.get(timeout=IDLE_CHECK_S)
+            except queue.Empty:
+                self._replace_if_dead(index)
+                continue
             if job_id is None:
                 return
+            self._replace_if_dead(index)  # before the job: it then runs instead of failing unrun
             job = self.store.start(job_id)
             if job is None:  # cancelled while queued
                 continue
@@ -217,10 +249,21 @@ class WorkerPool:
                 self._run_on_worker(index, job_id, {
                     "id": job.id, "dir": str(job.dir), "before": str(job.dir / "before.tif"),
                     "after": str(job.dir / "after.tif"), "options": job.options, "provenance": job.provenance,
+                    "limits": self.limits,
                 })
             except Exception as exc:  # the supervisor must survive anything
                 log.exception("supervisor %d", index)
-                self.store.finish(job_id, "failed", f"internal error: {exc}")
+                self.store.finish(job_id, "failed", f"the server could not run this job ({type(exc).__name__}); "
+                                  "the server log has the details")
+
+    def _replace_if_dead(self, index: int) -> None:
+        worker = self._workers[index]
+        if self._stopping.is_set() or worker.process.is_alive():
+            return
+        worker.process.join(timeout=5)
+        reason = describe_exit(worker.process.exitcode)
+        log.error("worker %d died while idle (%s); starting a new one", index, reason)
+        self._restart(index, f"worker {index} died while idle ({reason})")
 
     def _run_on_worker(self, index: int, job_id: str, spec: dict[str, Any]) -> None:
         worker = self._workers[index]
@@ -241,22 +284,36 @@ class WorkerPool:
                 kind, payload = message
                 if kind == "done":
                     self.store.finish(job_id, "done", changes=payload["changes"], warnings=payload["warnings"])
+                elif kind == "cancelled" and self._stopping.is_set() and not self.store.cancel_requested(job_id):
+                    self.store.finish(job_id, "failed", SHUTDOWN_REASON)
                 else:
                     self.store.finish(job_id, kind, payload)
                 return
         except (EOFError, OSError, BrokenPipeError):
             worker.process.join(timeout=5)
-            reason = _death(worker.process.exitcode)
+            if self._stopping.is_set():
+                self.store.finish(job_id, "failed", SHUTDOWN_REASON)
+                return
+            reason = describe_exit(worker.process.exitcode)
             log.error("worker %d died (%s) running job %s; starting a new one", index, reason, job_id)
             self.store.finish(job_id, "failed", f"the worker process running this job died ({reason}); "
                               "the server is still up: submit the job again")
-            if not self._stopping.is_set():
-                self._restart(index)
+            self._restart(index, f"worker {index} died running a job ({reason})")
 
-    def _restart(self, index: int) -> None:
-        old = self._workers[index]
-        old.conn.close()
-        t0 = time.perf_counter()
-        self._workers[index] = _Worker(self._ctx, index, self.threads)
-        self._workers[index].wait_ready()
-        log.info("worker %d restarted in %.1f s", index, time.perf_counter() - t0)
+    def _restart(self, index: int, failure: str) -> None:
+        """A fresh worker in slot ``index``, retried until one is ready (or the server stops)."""
+        self.last_failure = f"{failure} at {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}"
+        self.restarts += 1
+        self._workers[index].conn.close()
+        while not self._stopping.is_set():
+            t0 = time.perf_counter()
+            self._workers[index] = _Worker(self._ctx, index, self.threads)
+            try:
+                self._workers[index].wait_ready()
+            except (RuntimeError, EOFError, OSError) as exc:
+                log.error("worker %d did not restart: %s; retrying in %.0f s", index, exc, RESTART_RETRY_S)
+                self._workers[index].stop(timeout=1)
+                self._stopping.wait(RESTART_RETRY_S)
+                continue
+            log.info("worker %d restarted in %.1f s", index, time.perf_counter() - t0)
+            return

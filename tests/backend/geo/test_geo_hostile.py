@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from geo_helpers import smooth_rgb, write_tif
-from hostile_files import write_block_bomb
+from hostile_files import LOCAL_CS, MARS_UTM, relabel_crs, write_block_bomb
 from osgeo import gdal
 
 from hisem.geo import GeoError, NoCRSError, open_raster, parse_aoi
@@ -20,23 +20,12 @@ from hisem.geo.crs import make_srs, to_wkt, transform_geometry
 from hisem.geo.errors import CRSError, LimitError
 from hisem.geo.raster import MIB, RasterLimits, tile_source_pixels
 
-LOCAL_CS = 'LOCAL_CS["site grid",UNIT["metre",1]]'
-MARS_UTM = "IAU_2015:49910"  # a projected CRS of Mars: parses, but never reaches WGS 84
-
-
-def _with_crs(path: Path, crs: str) -> Path:
-    write_tif(path, smooth_rgb(16, 16), epsg=None)
-    ds = gdal.Open(str(path), gdal.GA_Update)
-    ds.SetSpatialRef(make_srs(crs))
-    ds = None
-    return path
-
 
 @pytest.mark.parametrize(("crs", "words"), [(LOCAL_CS, "engineering (local) CRS"),
                                             (MARS_UTM, "cannot be transformed to WGS 84")])
 def test_raster_in_a_crs_off_the_earth(tmp_path: Path, crs: str, words: str) -> None:
     with pytest.raises(CRSError, match=re.escape(words)):
-        open_raster(_with_crs(tmp_path / "r.tif", crs))
+        open_raster(relabel_crs(write_tif(tmp_path / "a.tif", smooth_rgb(16, 16)), tmp_path / "r.tif", crs))
 
 
 @pytest.mark.parametrize(("aoi", "crs", "words"), [

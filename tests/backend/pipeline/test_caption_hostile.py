@@ -5,18 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hostile_files import LOCAL_CS, MARS_UTM, relabel_crs
 from osgeo import gdal
 
 from hisem.cli import main
-from hisem.geo.crs import make_srs
-
-
-def _reproject_label(src: Path, out: Path, crs: str) -> Path:
-    """``src`` with its CRS replaced by ``crs`` (same numbers, another meaning)."""
-    ds = gdal.Translate(str(out), str(src))
-    ds.SetSpatialRef(make_srs(crs))
-    ds = None
-    return out
 
 
 def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], words: str) -> None:
@@ -25,11 +17,11 @@ def _fails(capsys: pytest.CaptureFixture[str], argv: list[str], words: str) -> N
     assert len(err.splitlines()) == 1 and words in err, err
 
 
-@pytest.mark.parametrize(("crs", "words"), [('LOCAL_CS["site grid",UNIT["metre",1]]', "engineering (local) CRS"),
-                                            ("IAU_2015:49910", "cannot be transformed to WGS 84")])
+@pytest.mark.parametrize(("crs", "words"), [(LOCAL_CS, "engineering (local) CRS"),
+                                            (MARS_UTM, "cannot be transformed to WGS 84")])
 def test_raster_crs_off_the_earth(scene: Path, tiny_model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   crs: str, words: str) -> None:
-    odd = _reproject_label(scene / "after.tif", tmp_path / "odd.tif", crs)
+    odd = relabel_crs(scene / "after.tif", tmp_path / "odd.tif", crs)
     _fails(capsys, ["caption", str(scene / "before.tif"), str(odd), "--model", str(tiny_model), "--no-progress",
                     "-o", str(tmp_path / "out.gpkg")], words)
     assert not (tmp_path / "out.gpkg").exists()
@@ -37,8 +29,8 @@ def test_raster_crs_off_the_earth(scene: Path, tiny_model: Path, tmp_path: Path,
 
 @pytest.mark.parametrize(("extra", "words"), [
     (["--bbox=-1e308,-1e308,1e308,1e308", "--bbox-crs", "EPSG:4326"], "outside the range of its CRS"),
-    (["--bbox", "0,0,10,10", "--bbox-crs", 'LOCAL_CS["site",UNIT["metre",1]]'], "engineering (local) CRS"),
-    (["--aoi", "POLYGON ((0 0,1 0,1 1,0 0))", "--aoi-crs", "IAU_2015:49910"], "cannot be transformed to WGS 84"),
+    (["--bbox", "0,0,10,10", "--bbox-crs", LOCAL_CS], "engineering (local) CRS"),
+    (["--aoi", "POLYGON ((0 0,1 0,1 1,0 0))", "--aoi-crs", MARS_UTM], "cannot be transformed to WGS 84"),
     (["--beam", "1000"], "--beam 1000: must be within [1, 10]"),
     (["--gsd", "nan"], "--gsd nan: must be a positive number"),
     (["--tile-size", "128"], "--tile-size 128: the model takes tiles of 64 px"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,14 +144,32 @@ def test_openapi_document_is_current() -> None:
     assert on_disk == openapi_document(), "docs/openapi.json is stale: run `make openapi`"
 
 
-def test_schemathesis_finds_no_server_error(server: Server, tmp_path: Path) -> None:
-    """A bounded property-based run of the whole contract: any 5xx (or a crash) fails it."""
+def test_schemathesis_finds_no_server_error(server: Server, model_id: str, tmp_path: Path) -> None:
+    """A bounded property-based run of the whole contract: any 5xx (or a crash) fails it.
+
+    The stateful phase follows the OpenAPI links of created jobs (status, result, delete); the hooks
+    give half of the generated jobs a real one-tile GeoTIFF, so that some are created at all.
+    """
+    tif = write_tif(tmp_path / "one-tile.tif", np.full((3, 64, 64), 90, np.uint8), origin=(500_000, 5_000_000),
+                    gsd=0.5)
+    log_start = server.log.stat().st_size
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks", "HISEM_TEST_GEOTIFF": str(tif),
+           "HISEM_TEST_MODEL": model_id,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parent), os.environ.get("PYTHONPATH")) if p)}
     done = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", str(REPO / "docs" / "openapi.json"),
          "--url", server.url, "--checks", "not_a_server_error", "--max-examples", "40", "--seed", "1",
-         "--phases", "examples,coverage,fuzzing", "--no-shrink", "--workers", "1",
+         "--phases", "examples,coverage,fuzzing,stateful", "--no-shrink", "--workers", "1",
          "--generation-database", "none", "--request-timeout", "60", "--no-color"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+        capture_output=True, text=True, timeout=900, cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
+    with server.log.open() as log:
+        log.seek(log_start)
+        requests = log.read()
+    # The lifecycle was walked: jobs created, then their status, result and deletion asked for by id.
+    job = r"/v1/jobs/[0-9a-f]{32}"
+    for pattern in (r'"POST /v1/jobs HTTP/1.1" 202', rf'"GET {job} HTTP/1.1" 200', rf'"GET {job}/result HTTP/1.1"',
+                    rf'"DELETE {job} HTTP/1.1" 200'):
+        assert re.search(pattern, requests), pattern
     with server.client() as client:
         assert client.get("/v1/health").status_code == 200
