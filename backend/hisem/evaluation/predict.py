@@ -101,9 +101,11 @@ def predict_dataset(
         out = model.encode(feats[0], feats[1])
         tokens = greedy_decode(model, out.memory)
         captions.extend(" ".join(vocab.decode(row.tolist())) for row in tokens.cpu())
-        probs.extend(torch.softmax(out.router_logits.float(), dim=-1)[:, 1].cpu().tolist())
+        # The calibrated operating point, as the inference graphs apply it (export/graphs.py).
+        logits = out.router_logits.float() + out.router_logits.new_tensor([0.0, model.cfg.flag_bias]).float()
+        probs.extend(torch.softmax(logits, dim=-1)[:, 1].cpu().tolist())
         if with_masks and out.mask_logits is not None:
-            for i, logits in enumerate(out.mask_logits.float()):
+            for i, logits in enumerate(out.mask_logits.float() + model.cfg.mask_bias):
                 h, w = _mask_size(records[start + i], logits.shape[-1])
                 prob = torch.sigmoid(F.interpolate(logits[None], size=(h, w), mode="bilinear"))[0, 0]
                 bits = np.packbits((prob >= MASK_THRESHOLD).cpu().numpy().astype(np.uint8).ravel())

@@ -63,9 +63,12 @@ class HASDOutput(NamedTuple):
 
 
 class HASD(nn.Module):
-    def __init__(self, dim: int, grid: int, cfg: HASDConfig) -> None:
+    def __init__(self, dim: int, grid: int, cfg: HASDConfig, choice_bias: float = 0.0) -> None:
         super().__init__()
         self.router = nn.Linear(dim, 2, bias=False)
+        # The calibrated operating point (HiSemConfig.flag_bias): the router's own choice of path
+        # agrees with the reported change flag, so a tile flagged changed gets a change caption.
+        self.choice_bias = choice_bias
         self.unchanged_fusion = FusionBlock(dim, grid)
         self.unchanged_ffn = FeedForward(dim, cfg.ffn_hidden)
         self.changed_fusion = FusionBlock(dim, grid)
@@ -80,7 +83,7 @@ class HASD(nn.Module):
         it as "changed" (any non-zero) would teach the experts on pairs that may not have changed.
         """
         logits = self.router((fa - fb).mean(dim=1))  # (B, 2)
-        own_choice = logits.argmax(dim=-1)
+        own_choice = (logits[:, 1] + self.choice_bias >= logits[:, 0]).long() if self.choice_bias else logits.argmax(-1)
         route = own_choice if route is None else torch.where(route < 0, own_choice, route)
         is_changed = route.to(torch.bool)  # (B,)
         if self.training and not torch.compiler.is_exporting():

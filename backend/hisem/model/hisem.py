@@ -59,7 +59,7 @@ class HiSem(nn.Module):
         self.project = nn.Sequential(nn.Linear(backbone.coarse_channels, dim), nn.LayerNorm(dim))
         self.positions = LearnedPosition2D(grid, dim)
         self.bdam = BDAM(dim, grid, cfg.bdam) if cfg.bdam.enabled else None
-        self.hasd = HASD(dim, grid, cfg.hasd) if cfg.hasd.enabled else None
+        self.hasd = HASD(dim, grid, cfg.hasd, choice_bias=cfg.flag_bias) if cfg.hasd.enabled else None
         self.fusion = None if cfg.hasd.enabled else PlainFusion(dim, grid, cfg.hasd)
         self.mask_head = (
             ChangeMaskHead(dim, backbone.fine_channels, grid, cfg.encoder.image_size, cfg.mask_head.channels)

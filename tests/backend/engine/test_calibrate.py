@@ -60,3 +60,23 @@ def test_calibrated_checkpoint_moves_the_operating_point_to_one_half(trained: Tr
     # Calibrating twice would compound the offsets: refused.
     assert hisem_main(["calibrate", "--model", str(out), "--data", str(trained.data), "-o",
                        str(tmp_path / "twice.pt")]) == 2
+
+
+@pytest.mark.parametrize("bias", [-50.0, 50.0])
+def test_the_router_chooses_its_path_at_the_calibrated_point(trained: TrainedModel, bias: float) -> None:
+    """A tile flagged changed at the operating point is captioned by the changed path, and vice versa."""
+    from dataclasses import replace
+
+    import torch
+
+    from hisem.model import build_model, load_checkpoint
+
+    model, _, _ = load_checkpoint(trained.run / "best.pt")
+    shifted = build_model(replace(model.cfg, flag_bias=bias))
+    shifted.load_state_dict(model.state_dict())
+    shifted.eval()
+    fb, fa = torch.randn(3, model.cfg.tokens, model.cfg.dim), torch.randn(3, model.cfg.tokens, model.cfg.dim)
+    with torch.no_grad():
+        chosen = shifted.hasd(fb, fa).memory
+        forced = shifted.hasd(fb, fa, route=torch.full((3,), int(bias > 0))).memory
+    assert torch.equal(chosen, forced)
