@@ -107,11 +107,29 @@ def _training_section(run_dir: Path) -> str:
         f"- Recipe: `hisem train --preset {options['preset']}` — {options['epochs']} epochs, batch "
         f"{options['batch_size']}, Adam lr {options['lr']}, seed {options['seed']}, feature cache "
         f"`{options.get('cache_features', 'auto')}`; the HiSem release's router warm-up/ramp and "
-        "teacher forcing; best epoch by validation S*m.",
+        f"teacher forcing; best epoch by {SELECTION.get(options.get('select') or 'sm')}.",
         f"- Training time: {seconds / 60:.0f} min of training steps on the machine that trained it "
         f"(epochs run: {len(history)}).",
     ]
+    if options.get("init"):  # a fine-tune: name the model it started from
+        lines.insert(0, f"- Fine-tuned from `{Path(options['init']).name}` (`hisem train --init`; learning rate "
+                        f"{options.get('lr_schedule', 'constant')}, backbone "
+                        f"{'frozen' if options.get('train_backbone') is None else 'partly trained'}).")
     return "\n".join(lines)
+
+
+SELECTION = {"sm": "validation S*m", "bleu4": "validation BLEU-4"}  # hisem train --select
+
+
+def _vocabulary_line(model: str) -> str:
+    vocab = _payload(model)["extra"].get("vocabulary") or {}
+    if str(vocab.get("source", "")).startswith("parent model"):
+        extended = (f"extended by {vocab.get('added_words', 0)} words of the new data (--extend-vocab)"
+                    if vocab.get("extended") else
+                    f"{vocab.get('unknown_words', 0)} words of the new data read as <UNK>")
+        return f"- Vocabulary: the {vocab['source']}'s, {extended}."
+    count = vocab.get("min_count", 5)
+    return f"- Vocabulary: words seen at least {count} times in the training captions (all of them LEVIR-CC words)."
 
 
 def _calibration_section(model: str) -> str:
@@ -178,7 +196,7 @@ trained on or used to choose anything.
 {_calibration_section(inputs.model)}
 - Input: two RGB tiles of {enc["image_size"]} × {enc["image_size"]} px at 0.5 m/px (raw 0–255; the exported
   ONNX graph normalises them itself).
-- Vocabulary: words seen at least 5 times in the training captions (all of them LEVIR-CC words).
+{_vocabulary_line(inputs.model)}
 
 ## Held-out synthetic test set
 
@@ -203,6 +221,9 @@ at its stated GSD resampled to 0.5 m, next to the two baselines; see docs/real-i
 {REAL_END}
 
 ### LEVIR-CC (the 3 real pairs available here, PyTorch)
+
+PyTorch greedy decoding as in training validation, without the engine's repetition blocking (docs/engine.md):
+the product's own captions of these pairs are in docs/real-imagery.md.
 
 | pair | this model's caption | P(changed) | LEVIR-CC references |
 |---|---|---|---|
