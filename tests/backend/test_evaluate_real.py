@@ -174,3 +174,33 @@ def test_evaluate_refuses_bad_arguments(tmp_path: Path, monkeypatch: pytest.Monk
     checkpoint.write_bytes(b"")
     assert run_cli(["evaluate", "--model", str(checkpoint), "--data", str(data), "--gsd", "1"], monkeypatch) == 2
     assert "apply to installed models" in capsys.readouterr().err
+
+
+def test_real_report_writes_the_table_and_the_json(tmp_path: Path, tiny_model: Path, hand_made: Path) -> None:
+    """`make eval-real`'s module on a data root holding one labelled set (as ``dsifn``) and one without labels
+    (as the Joplin chips): a table row with the model, the baselines and the tile rates; sets not found are
+    said to be missing."""
+    from hisem.evaluation.real_report import main
+
+    root = tmp_path / "data"
+    root.mkdir()
+    hand_made.rename(root / "dsifn")
+    rng = np.random.default_rng(3)
+    chip = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    write_pairs(root / "real" / "joplin" / "chips", {"chip_0": (chip, 255 - chip, None)})
+    out, doc = tmp_path / "out", tmp_path / "real-imagery.md"
+    assert main(["--model", str(tiny_model), "--data-root", str(root), "--out", str(out), "--doc", str(doc),
+                 "--no-progress"]) == 0
+    dsifn = json.loads((out / "dsifn.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    row = summary["sets"][0]
+    assert [r["set"] for r in summary["sets"]] == ["dsifn"] and row["pairs"] == 3
+    assert row["differencing_F1"] == pytest.approx(8 / 21) and row["all_changed_F1"] == pytest.approx(0.08)
+    assert row["model_F1"] == dsifn["mask"]["F1"]
+    assert row["false_alarm_rate"] == dsifn["change_flag"]["false_alarm_rate"]
+    text = doc.read_text()
+    model_id = json.loads((tiny_model / "model.json").read_text())["model_id"]
+    assert f"**Model: `{model_id}`**" in text
+    assert "| dsifn | not stated, ~0.5 | 3 | 3 |" in text and "| 0.381 | 0.080 |" in text
+    assert "LEVIR-CC pairs not found." in text
+    assert "| chip_0.png | 1 |" in text
