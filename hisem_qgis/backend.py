@@ -124,8 +124,17 @@ class BackendClient:
         body.write(f"\r\n--{boundary}--\r\n".encode())
         body.flush()
         body.seek(0)
-        return self._json("POST", "/jobs", body=body, content_type=f"multipart/form-data; boundary={boundary}",
-                          feedback=feedback)
+        try:
+            return self._json("POST", "/jobs", body=body, content_type=f"multipart/form-data; boundary={boundary}",
+                              feedback=feedback)
+        except BackendError as exc:
+            if exc.status is not None or (feedback is not None and feedback.isCanceled()):
+                raise
+            # The backend refuses a wrong token before reading the body and closes the connection
+            # mid-upload, which Qt reports as a transport error: a small authenticated request
+            # brings back the 401 and its reason (and re-raises the original error otherwise).
+            self.models(feedback=feedback)
+            raise
 
     def status(self, job_id: str, feedback: QgsFeedback | None = None) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{quote(job_id, safe='')}", feedback=feedback)
