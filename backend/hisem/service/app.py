@@ -116,10 +116,12 @@ class ServiceState:
         if reloaded:
             log.info("reloaded %d jobs from %s", reloaded, self.store.root)
         self.engine = self.pool.start()
+        self.checker.start()
         log.info("engine: model %s on %s (%s)", self.engine.get("model"), ", ".join(self.engine["providers"]),
                  self.engine["device"])
 
     def stop(self) -> None:
+        self.checker.close()
         self.pool.stop()
 
 

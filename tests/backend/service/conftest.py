@@ -36,7 +36,7 @@ def server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     recording = RecordingServer(srv.url, srv.process, srv.log, srv.token)
     recording.bodies = []
     yield recording
-    assert srv.stop() == 0, srv.log.read_text()
     folder = str(srv.log.parent)  # holds the jobs folder
     leaks = [body[:300] for body in recording.bodies if folder in body]
     assert recording.bodies and not leaks, leaks
+    assert srv.stop() == 0, srv.log.read_text()
