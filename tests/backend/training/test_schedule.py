@@ -41,3 +41,15 @@ def test_schedule_shape_for_any_length(total: int) -> None:
 def test_bad_length() -> None:
     with pytest.raises(ValueError):
         router_weight(0, 0)
+
+
+@given(st.integers(min_value=1, max_value=2000))
+def test_learning_rate_schedules(total: int) -> None:
+    from hisem.training.schedule import learning_rate
+
+    assert {learning_rate(s, total, 1e-4, "constant") for s in range(0, total, max(total // 7, 1))} == {1e-4}
+    cosine = [learning_rate(s, total, 1e-4, "cosine") for s in range(total + 1)]
+    assert cosine[0] == 1e-4 and cosine[-1] == pytest.approx(0.0, abs=1e-20)
+    assert all(a >= b for a, b in zip(cosine, cosine[1:], strict=False)), "cosine only decays"
+    with pytest.raises(ValueError, match="schedule"):
+        learning_rate(0, total, 1e-4, "linear")
