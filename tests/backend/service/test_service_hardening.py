@@ -203,8 +203,9 @@ def test_token_is_checked_before_the_body_is_read(tight: Server) -> None:
     port = urlsplit(tight.url).port
     head = (f"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             f"Content-Length: {100 << 20}\r\n\r\n").encode()
+    part = b'--b\r\nContent-Disposition: form-data; name="before"; filename="a.tif"\r\n\r\n' + b"x" * 65536
     t0 = time.monotonic()
-    status, body = _raw(tight, head + b"x" * 65536)  # 64 KB of a declared 100 MB: the rest never comes
+    status, body = _raw(tight, head + part)  # 64 KB of a declared 100 MB upload: the rest never comes
     assert status.startswith(b"HTTP/1.1 401") and "token" in body["detail"], (status, body)
     assert time.monotonic() - t0 < 10
 
