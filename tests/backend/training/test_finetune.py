@@ -45,6 +45,12 @@ def test_fine_tune_a_model_folder_then_export_it(synth40: Path, parent_model: Pa
     assert card["vocabulary"]["source"] == "parent model tiny-parent"
     assert card["selection"]["metric"] == "sm"
     assert (child / WEIGHTS_FILE).is_file()  # a fine-tuned model can be fine-tuned again
+    # MODEL_CARD.md's lines (hisem card) name the parent, the selection and the vocabulary
+    from hisem.modelcard import _training_section, _vocabulary_line
+
+    section = _training_section(run)
+    assert "- Fine-tuned from `tiny-parent`" in section and "best epoch by validation S*m" in section
+    assert "parent model tiny-parent's" in _vocabulary_line(str(run / "last.pt"))
 
 
 def test_starts_from_the_parent_weights(synth40: Path, parent_model: Path, tmp_path: Path) -> None:
